@@ -1,0 +1,68 @@
+"""Datasets by name: ``names()`` lists them, ``load(name, **kw)`` returns a :class:`DataBundle`.
+
+A batch is always ``(inputs, {task: target})``; ``inputs`` is a tensor or anything with ``.to``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..registry import Registry
+from ..tasks import Task
+
+DATASETS = Registry("dataset")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class DataBundle:
+    """The splits of one dataset with its tasks; ``select`` keeps a subset of tasks (e.g. for STL)."""
+
+    name: str
+    tasks: list[Task]
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    collate: Callable | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, split: str) -> Dataset:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; valid: {SPLITS}")
+        return getattr(self, split)
+
+    def task(self, name: str) -> Task:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"dataset {self.name!r} has no task {name!r}; tasks: {[t.name for t in self.tasks]}")
+
+    def select(self, task_names) -> "DataBundle":
+        return replace(self, tasks=[self.task(n) for n in task_names])
+
+    def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
+               drop_last: bool = False) -> DataLoader:
+        g = torch.Generator().manual_seed(seed)
+        return DataLoader(self.split(split), batch_size=batch_size, shuffle=shuffle, generator=g,
+                          drop_last=drop_last, collate_fn=self.collate, num_workers=0)
+
+
+def names() -> list[str]:
+    """Every registered dataset name."""
+    return DATASETS.names()
+
+
+def load(name: str, **kwargs) -> DataBundle:
+    """Build dataset ``name`` (see ``names()``) with its keyword arguments."""
+    return DATASETS.create(name, **kwargs)
+
+
+def register(name: str):
+    return DATASETS.register(name)
+
+
+# importing the modules registers them
+from . import multimnist, scenes  # noqa: E402,F401

@@ -1,0 +1,51 @@
+"""Run one training configuration from plain parameters (what a notebook's parameters cell holds).
+
+``train_run(out_dir, spec)`` builds the dataset, model and weighting named in ``spec``, trains
+with :func:`mtl.train.fit` and records the run under ``out_dir`` (skipped if already finished).
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from . import data as D
+from . import weighting as W
+from .models import create_model
+from .runs import run_or_load
+from .train import TrainConfig, fit
+
+SPEC_KEYS = {"name", "dataset", "dataset_kw", "tasks", "architecture", "backbone", "backbone_kw",
+             "weighting", "weighting_kw", "train"}
+
+
+@lru_cache(maxsize=8)
+def _bundle(name: str, kw_json: str):
+    return D.load(name, **json.loads(kw_json))
+
+
+def load_data(name: str, **kw):
+    """Dataset bundles are cached per process: a section trains many models on the same data."""
+    return _bundle(name, json.dumps(kw, sort_keys=True))
+
+
+def train_run(out_dir, spec: dict) -> dict:
+    """Train (or load) the run described by ``spec``; returns the run record (see :mod:`mtl.runs`)."""
+    unknown = set(spec) - SPEC_KEYS
+    if unknown:
+        raise ValueError(f"unknown spec keys {sorted(unknown)}; valid keys: {sorted(SPEC_KEYS)}")
+    for key in ("dataset", "backbone"):
+        if key not in spec:
+            raise ValueError(f"spec needs {key!r}")
+    spec = {"architecture": "hps", "weighting": "ew", "dataset_kw": {}, "backbone_kw": {}, "weighting_kw": {},
+            "train": {}, **spec}
+
+    def run():
+        bundle = load_data(spec["dataset"], **spec["dataset_kw"])
+        tasks = spec.get("tasks") or [t.name for t in bundle.tasks]
+        bundle = bundle.select(tasks)
+        model = create_model(spec["architecture"], spec["backbone"], bundle.tasks, **spec["backbone_kw"])
+        weighting = W.create(spec["weighting"], **spec["weighting_kw"])
+        hist = fit(model, bundle, weighting, TrainConfig(**spec["train"]))
+        return {"metrics": hist.final, "history": hist.epochs, "info": hist.info}
+
+    return run_or_load(out_dir, spec, run)

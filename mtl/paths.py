@@ -1,0 +1,25 @@
+"""Where things live: the repository root, the runs folder and the data cache."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The checkout root (the folder holding ``pyproject.toml`` above this package)."""
+    here = Path(__file__).resolve().parent
+    for p in (here, *here.parents):
+        if (p / "pyproject.toml").exists() and (p / "mtl").is_dir():
+            return p
+    return Path.cwd()
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("MTL_RUNS", repo_root() / "runs"))
+
+
+def cache_dir() -> Path:
+    """Generated-data cache: ``$MTL_CACHE`` or ``~/.cache/mtl``."""
+    p = Path(os.environ.get("MTL_CACHE", Path.home() / ".cache" / "mtl"))
+    p.mkdir(parents=True, exist_ok=True)
+    return p

@@ -1,0 +1,218 @@
+"""One training loop for every method: forward, per-task losses, weighting, step, evaluation, history.
+
+The loop calls a :class:`StepRule` (how one step is made) and a weighting (how losses become
+gradients) through their contracts only; curve, simplex, bilevel and ConsMTL variants are other
+step rules or weightings, never branches here.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data import DataBundle
+from .models import MultiTaskModel
+from .weighting import StepContext, Weighting
+
+PROTOCOLS = ("last", "best_val", "mean_last_k")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and evaluation settings (Adam with an optional step schedule, as the seeds use)."""
+
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_step: int | None = None          # StepLR step size in epochs (None: constant lr)
+    lr_gamma: float = 0.5
+    eval_protocol: str = "last"         # last | best_val | mean_last_k
+    eval_k: int = 3
+    seed: int = 0
+    device: str = "auto"                # auto | cpu | cuda | cuda:N
+    progress: bool = False
+    max_steps_per_epoch: int | None = None
+
+    def __post_init__(self):
+        if self.eval_protocol not in PROTOCOLS:
+            raise ValueError(f"eval_protocol must be one of {PROTOCOLS}, got {self.eval_protocol!r}")
+        for k in ("epochs", "batch_size"):
+            if int(getattr(self, k)) < 1:
+                raise ValueError(f"{k} must be a positive integer, got {getattr(self, k)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for but CUDA is not available; use 'cpu' or 'auto'")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_device(obj, device: torch.device):
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj.to(device) if hasattr(obj, "to") else obj
+
+
+def task_losses(model: MultiTaskModel, data: DataBundle, preds: dict, targets: dict) -> torch.Tensor:
+    """[T] losses in ``model.tasks`` order."""
+    return torch.stack([data.task(t).loss(preds[t], targets[t]) for t in model.tasks])
+
+
+def check_finite(losses: torch.Tensor, tasks: list[str], epoch: int, step: int) -> None:
+    bad = [(t, float(v)) for t, v in zip(tasks, losses.detach()) if not math.isfinite(float(v))]
+    if bad:
+        raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {step}: " +
+                                 ", ".join(f"task {t!r} = {v}" for t, v in bad))
+
+
+class PlainStep:
+    """One forward pass, the weighting's backward, one optimiser step."""
+
+    def step(self, model: MultiTaskModel, data: DataBundle, batch, weighting: Weighting, optimizer,
+             ctx_kwargs: dict) -> dict:
+        x, y = batch
+        z = model.encode(x)
+        rep = z if weighting.needs == "rep" else None
+        losses = task_losses(model, data, model.decode(z), y)
+        check_finite(losses, model.tasks, ctx_kwargs["epoch"], ctx_kwargs["step"])
+
+        def loss_fn(b):
+            bx, by = b
+            return task_losses(model, data, model(bx), by)
+
+        ctx = StepContext(model=model, batch=batch, rep=rep, loss_fn=loss_fn, **ctx_kwargs)
+        optimizer.zero_grad(set_to_none=True)
+        reg = model.regularization()
+        if reg is not None:
+            reg.backward(retain_graph=True)
+        logs = weighting.backward(losses, ctx)
+        optimizer.step()
+        weighting.after_step(ctx)
+        return {"losses": losses.detach(), **logs}
+
+
+@dataclass
+class History:
+    """Per-epoch records and the final metrics chosen by the evaluation protocol."""
+
+    epochs: list[dict] = field(default_factory=list)
+    final: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+@torch.no_grad()
+def evaluate(model: MultiTaskModel, data: DataBundle, split: str, batch_size: int, device) -> dict:
+    """{task: {metric: value}} on a whole split (model in eval mode)."""
+    model.eval()
+    meters = {t: data.task(t).make_meter() for t in model.tasks}
+    for x, y in data.loader(split, batch_size):
+        x, y = to_device(x, device), to_device(y, device)
+        preds = model(x)
+        for t in model.tasks:
+            meters[t].update(preds[t], y[t])
+    model.train()
+    return {t: m.compute() for t, m in meters.items()}
+
+
+def _batches(data: DataBundle, split: str, batch_size: int, seed: int, device) -> Iterator:
+    """An endless stream of shuffled batches of ``split`` (reshuffled every pass)."""
+    k = 0
+    while True:
+        for b in data.loader(split, batch_size, shuffle=True, seed=seed + 7919 * k, drop_last=len(data.split(split)) > batch_size):
+            yield to_device(b, device)
+        k += 1
+
+
+def select_final(records: list[dict], protocol: str, k: int, tasks: list[str], data: DataBundle) -> dict:
+    """Test metrics by protocol: the last epoch, the epoch best on validation Δ (mean relative
+    improvement over the first epoch), or the mean of the last ``k`` epochs (Nash-MTL / FAMO)."""
+    if protocol == "last":
+        return records[-1]["test"]
+    if protocol == "mean_last_k":
+        last = records[-k:]
+        return {t: {m: float(np.mean([r["test"][t][m] for r in last])) for m in last[-1]["test"][t]} for t in tasks}
+    from .metrics import relative_improvements
+
+    def score(r):
+        vals = []
+        for t in tasks:
+            dirs = data.task(t).primary_directions()
+            base = {m: records[0]["val"][t][m] or 1e-12 for m in dirs}
+            vals += list(relative_improvements(r["val"][t], base, dirs).values())
+        return float(np.mean(vals))
+    return max(records, key=score)["test"]
+
+
+def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: TrainConfig,
+        step_rule=None) -> History:
+    """Train ``model`` on ``data`` with ``weighting``; evaluates val and test after every epoch."""
+    missing = [t for t in model.tasks if t not in {x.name for x in data.tasks}]
+    if missing:
+        raise ValueError(f"model tasks {missing} are not tasks of dataset {data.name!r}")
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    model.to(device).train()
+    weighting.reset()
+    step_rule = step_rule or PlainStep()
+    params = list(model.parameters()) + list(weighting.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma) if config.lr_step else None
+    streams = {}
+
+    def next_batch(split: str):
+        if split not in streams:
+            streams[split] = _batches(data, split, config.batch_size, config.seed + 1 + len(streams), device)
+        return next(streams[split])
+
+    n_train = len(data.train)
+    steps = max(1, n_train // config.batch_size) if n_train > config.batch_size else 1
+    if config.max_steps_per_epoch:
+        steps = min(steps, config.max_steps_per_epoch)
+    hist = History(info={"config": asdict(config), "device": str(device), "tasks": model.tasks,
+                         "weighting": repr(weighting), "n_params": sum(p.numel() for p in model.parameters())})
+    bar = tqdm(total=config.epochs * steps, disable=not config.progress, leave=False, desc="train")
+    start = time.perf_counter()
+    for epoch in range(config.epochs):
+        t0 = time.perf_counter()
+        sums, weights = torch.zeros(len(model.tasks)), []
+        for s in range(steps):
+            logs = step_rule.step(model, data, next_batch("train"), weighting, optimizer,
+                                  {"epoch": epoch, "step": epoch * steps + s, "next_batch": next_batch})
+            sums += logs["losses"].cpu()
+            if "weights" in logs:
+                weights.append(logs["weights"].float().cpu())
+            bar.update(1)
+        mean_losses = sums / steps
+        weighting.end_epoch(epoch, mean_losses)
+        if scheduler:
+            scheduler.step()
+        rec = {"epoch": epoch, "train_loss": dict(zip(model.tasks, mean_losses.tolist())),
+               "weights": dict(zip(model.tasks, torch.stack(weights).mean(0).tolist())) if weights else {},
+               "time": time.perf_counter() - t0,
+               "val": evaluate(model, data, "val", config.batch_size * 2, device),
+               "test": evaluate(model, data, "test", config.batch_size * 2, device)}
+        hist.epochs.append(rec)
+    bar.close()
+    hist.info["train_time"] = time.perf_counter() - start
+    hist.final = select_final(hist.epochs, config.eval_protocol, config.eval_k, model.tasks, data)
+    return hist

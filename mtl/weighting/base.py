@@ -1,0 +1,69 @@
+"""The contract between the training loop and every weighting method."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class StepContext:
+    """What a weighting may use during one optimisation step; the loop fills it for every method alike.
+
+    ``rep`` is the shared representation with its graph (for "rep" mode), ``loss_fn(batch)`` runs a
+    forward pass and returns the task losses [T], ``next_batch(split)`` draws another batch of a
+    split (bilevel methods ask for "val"; three-batch methods ask for "train").
+    """
+
+    model: torch.nn.Module
+    batch: tuple
+    rep: torch.Tensor | None
+    loss_fn: Callable[[tuple], torch.Tensor]
+    next_batch: Callable[[str], tuple]
+    epoch: int = 0
+    step: int = 0
+    extras: dict = field(default_factory=dict)
+
+
+class Weighting:
+    """Turns per-task losses into gradients on every trainable parameter of the model.
+
+    ``needs`` tells the loop whether it must keep the shared representation ("rep") for this
+    method; nothing else about a method is visible to the loop.
+    """
+
+    needs: str = "losses"
+
+    def parameters(self) -> list[torch.Tensor]:
+        """Learnable parameters of the method itself (e.g. UW's log-variances), optimised with the model."""
+        return []
+
+    def reset(self) -> None:
+        """Forget all state (a fresh run)."""
+
+    def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
+        """Accumulate ``.grad`` for the step; returns logs (at least ``weights`` [T] when defined)."""
+        raise NotImplementedError
+
+    def after_step(self, ctx: StepContext) -> None:
+        """Called after ``optimizer.step()`` (FAMO updates its logits here)."""
+
+    def end_epoch(self, epoch: int, mean_losses: torch.Tensor) -> None:
+        """Called once per epoch with the epoch's mean training losses [T] (DWA, GradNorm...)."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({args})"
+
+
+class LossWeighting(Weighting):
+    """A method that only reweights losses: ``backward`` differentiates Σ_t w_t L_t once."""
+
+    def weights(self, losses: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
+        w = self.weights(losses)                      # [T]
+        (w * losses).sum().backward()
+        return {"weights": w.detach()}
