@@ -12,7 +12,7 @@ from . import data as D
 from . import weighting as W
 from .models import create_model
 from .runs import run_or_load
-from .train import TrainConfig, fit
+from .train import TrainConfig, fit, seed_everything
 
 SPEC_KEYS = {"name", "dataset", "dataset_kw", "tasks", "architecture", "backbone", "backbone_kw",
              "weighting", "weighting_kw", "train"}
@@ -43,9 +43,11 @@ def train_run(out_dir, spec: dict) -> dict:
         bundle = load_data(spec["dataset"], **spec["dataset_kw"])
         tasks = spec.get("tasks") or [t.name for t in bundle.tasks]
         bundle = bundle.select(tasks)
+        config = TrainConfig(**spec["train"])
+        seed_everything(config.seed)  # the initial weights depend on the seed only
         model = create_model(spec["architecture"], spec["backbone"], bundle.tasks, **spec["backbone_kw"])
         weighting = W.create(spec["weighting"], **spec["weighting_kw"])
-        hist = fit(model, bundle, weighting, TrainConfig(**spec["train"]))
+        hist = fit(model, bundle, weighting, config)
         return {"metrics": hist.final, "history": hist.epochs, "info": hist.info}
 
     return run_or_load(out_dir, spec, run)

@@ -201,12 +201,15 @@ def _check_keys(result: Mapping[str, float], base: Mapping[str, float], higher: 
 
 def relative_improvements(result: Mapping[str, float], base: Mapping[str, float],
                           higher_is_better: Mapping[str, bool]) -> dict[str, float]:
-    """Per metric M_i = (-1)^{l_i} (M_m,i - M_b,i) / M_b,i × 100 (seed 004 Eq. 5, l_i = 1 if lower is better)."""
+    """Per metric M_i = (-1)^{l_i} (M_m,i - M_b,i) / M_b,i × 100 (seed 004 Eq. 5, l_i = 1 if lower is better).
+
+    A baseline of exactly 0 (e.g. an untrained edge detector) makes the ratio undefined: NaN.
+    """
     _check_keys(result, base, higher_is_better)
     out = {}
     for k, hib in higher_is_better.items():
         sign = 1.0 if hib else -1.0
-        out[k] = sign * (result[k] - base[k]) / base[k] * 100.0
+        out[k] = sign * (result[k] - base[k]) / base[k] * 100.0 if base[k] != 0 else float("nan")
     return out
 
 
@@ -216,6 +219,7 @@ def delta_m(result: Mapping[str, float], base: Mapping[str, float],
 
     ``convention="improvement"`` (seed 004, LibMTL): higher is better, 0 = single-task baseline.
     ``convention="drop"`` (EXTRA, ConsMTL, Nash-MTL, Maninis et al.): the negative, lower is better.
+    Metrics whose baseline is 0 are undefined and left out of the mean (NaN if none is left).
 
     >>> delta_m({"acc": 0.9, "err": 1.1}, {"acc": 1.0, "err": 1.0}, {"acc": True, "err": False})
     -10.0
@@ -223,7 +227,8 @@ def delta_m(result: Mapping[str, float], base: Mapping[str, float],
     if convention not in ("improvement", "drop"):
         raise ValueError(f"convention must be 'improvement' or 'drop', got {convention!r}")
     rel = relative_improvements(result, base, higher_is_better)
-    value = float(np.mean(list(rel.values())))
+    vals = np.array(list(rel.values()), dtype=float)
+    value = float(np.mean(vals[~np.isnan(vals)])) if (~np.isnan(vals)).any() else float("nan")
     return value if convention == "improvement" else -value
 
 

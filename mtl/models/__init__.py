@@ -27,5 +27,6 @@ def create_model(architecture: str, backbone: str, tasks, **backbone_kw) -> Mult
 
 
 from . import backbones, hps  # noqa: E402,F401  (registration)
+from . import cnn9, mpnn  # noqa: E402,F401  (registration: issue 3 backbones)
 
 __all__ = ["MultiTaskModel", "create_model", "backbone_names", "architecture_names", "BACKBONES", "ARCHITECTURES"]

@@ -1,0 +1,40 @@
+"""Weight-space curves and simplices of networks (EXTRA, seed 000; PaMaL, Dimitriadis et al. 2023).
+
+A :class:`WeightSpaceModel` stores n copies ("control points" or "members") of a multi-task
+network and evaluates the network whose every parameter tensor is ``Σ_i c_i(point) θ_i``; the
+coefficient map ``c`` is a curve family chosen by name (``names()``: ``nurbs``, ``bezier``,
+``polychain``, ``simplex``). EXTRA's stage-2 objective and PaMaL's window objective are step
+rules for :func:`mtl.train.fit`; :func:`recalibrate_bn` recomputes BatchNorm statistics at a point.
+"""
+from __future__ import annotations
+
+from ..registry import Registry
+
+FAMILIES = Registry("curve family")
+
+
+def register(name: str):
+    return FAMILIES.register(name)
+
+
+def names(pattern: str = "*") -> list[str]:
+    """Every registered curve family (``nurbs``, ``bezier``, ``polychain``, ``simplex``)."""
+    return FAMILIES.names(pattern)
+
+
+def create(name: str, n_points: int, **kwargs):
+    """The coefficient map of family ``name`` over ``n_points`` control points (members for ``simplex``)."""
+    return FAMILIES.create(name, n_points=n_points, **kwargs)
+
+
+from ._families import Bezier, CurveFamily, NURBS, PolyChain, Simplex, bspline_basis, clamped_knots  # noqa: E402
+from ._model import CurveModel, SimplexModel, WeightSpaceModel, curve_model, recalibrate_bn, simplex_model  # noqa: E402
+from ._extra import ExtraStep, default_control_points, default_groups  # noqa: E402
+from ._pamal import PamalStep, simplex_grid  # noqa: E402
+
+__all__ = [
+    "names", "create", "register", "FAMILIES",
+    "CurveFamily", "NURBS", "Bezier", "PolyChain", "Simplex", "bspline_basis", "clamped_knots",
+    "WeightSpaceModel", "CurveModel", "SimplexModel", "curve_model", "simplex_model", "recalibrate_bn",
+    "ExtraStep", "default_control_points", "default_groups", "PamalStep", "simplex_grid",
+]

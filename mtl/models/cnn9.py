@@ -1,0 +1,67 @@
+"""The 9-layer CNN of the CelebA experiments (EXTRA, seed 000 App. A.2; FAMO / FairGrad's ``Network``).
+
+Seven 3×3 conv-BN-ReLU layers (widths w, 2w, 2w, 4w, 4w, 8w, 8w with 2×2 max-pools after the
+1st, 3rd and 5th) and global average pooling, then two bias-free linear-BN-ReLU layers of 8w
+features: 9 weight layers shared by all tasks, each task adding one linear head. ``width=64``
+is the paper's network (512 features); smaller widths are for CPU profiles.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from ..tasks import Task
+from . import BACKBONES
+from .backbones import Backbone
+
+
+def _conv(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def _fc(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Linear(cin, cout, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True)]
+
+
+class CNN9(nn.Module):
+    """[B, C, H, W] -> [B, 8·width]; H and W at least 8 (three 2× pools, then global pooling)."""
+
+    def __init__(self, in_channels: int = 3, width: int = 64):
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be a positive integer, got {width}")
+        w = [width, 2 * width, 2 * width, 4 * width, 4 * width, 8 * width, 8 * width]
+        layers: list[nn.Module] = []
+        cin = in_channels
+        for i, cout in enumerate(w):
+            layers += _conv(cin, cout)
+            if i in (0, 2, 4):
+                layers.append(nn.MaxPool2d(2))
+            cin = cout
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *_fc(cin, cin), *_fc(cin, cin)]
+        self.net = nn.Sequential(*layers)
+        self.out_features = cin
+
+    def forward(self, x):
+        return self.net(x)                                   # [B, 8·width]
+
+
+class _Squeeze(nn.Module):
+    def forward(self, x):
+        return x.squeeze(-1)                                 # [B, 1] -> [B]
+
+
+def linear_head(cin: int) -> Callable[[Task], nn.Module]:
+    """One linear layer per task; single-output tasks (binary, regression) give [B] rather than [B, 1]."""
+    def make(task: Task) -> nn.Module:
+        if task.out_channels == 1:
+            return nn.Sequential(nn.Linear(cin, 1), _Squeeze())
+        return nn.Linear(cin, task.out_channels)
+    return make
+
+
+@BACKBONES.register("cnn9")
+def cnn9(in_channels: int = 3, width: int = 64) -> Backbone:
+    enc = CNN9(in_channels, width)
+    return Backbone(enc, linear_head(enc.out_features), enc.out_features)

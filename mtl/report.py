@@ -1,0 +1,56 @@
+"""Presentation helpers for section notebooks: metric labels, paper-beside-ours tables, verdict lines."""
+from __future__ import annotations
+
+import pandas as pd
+
+ARROWS = {True: "↑", False: "↓"}
+PERCENT_METRICS = ("miou", "pix_acc", "odsf", "acc", "within_11", "within_22", "within_30")
+HIGHER = {"miou": True, "pix_acc": True, "odsf": True, "acc": True, "within_11": True, "within_22": True,
+          "within_30": True, "rmse": False, "abs_err": False, "rel_err": False, "mean": False, "median": False,
+          "mae": False}
+
+
+def metric_label(col: str) -> str:
+    """``"normal/mean"`` -> ``"normal mean ↓"``; Δm columns get their own labels."""
+    if col == "delta_m":
+        return "Δm% ↑"
+    if col == "delta_m_se":
+        return "Δm SE"
+    if "/" not in col:
+        return col
+    task, metric = col.split("/", 1)
+    arrow = ARROWS.get(HIGHER.get(metric), "")
+    return f"{task} {metric} {arrow}".strip()
+
+
+def paper_beside(ours: pd.DataFrame, ref: dict) -> pd.DataFrame:
+    """The paper's rows and ours side by side, per metric; fraction metrics of ours shown in %.
+
+    ``ref`` is one of :mod:`mtl.reference`'s tables (rows: Single-task / Uniform / Grid Search).
+    """
+    cols = list(ref.get("columns", {})) + ["delta_m"]
+    out = {}
+    for method, prow in ref["rows"].items():
+        row = {}
+        for c in cols:
+            if c not in prow:
+                continue
+            mine = ours.loc[method, c] if (ours is not None and method in ours.index and c in ours.columns) else float("nan")
+            if c.split("/")[-1] in PERCENT_METRICS:
+                mine = mine * 100
+            row[(metric_label(c), "paper")] = prow[c]
+            row[(metric_label(c), "ours")] = mine
+        out[method] = row
+    df = pd.DataFrame(out).T
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    df.attrs["source"] = ref["source"]
+    return df.round(3)
+
+
+def verdict_markdown(verdicts: list[dict]) -> str:
+    """One line per verdict: id, setting, verdict in bold, what we measured and the evidence."""
+    lines = []
+    for v in verdicts:
+        setting = f" ({v['setting']})" if v.get("setting") else ""
+        lines.append(f"- **{v['id']}{setting}: {v['verdict']}.** {v['ours']}. *Evidence:* {v['evidence']}.")
+    return "\n".join(lines)
