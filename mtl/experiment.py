@@ -14,7 +14,7 @@ from .models import create_model
 from .runs import run_or_load
 from .train import TrainConfig, fit, seed_everything
 
-SPEC_KEYS = {"name", "dataset", "dataset_kw", "tasks", "architecture", "backbone", "backbone_kw",
+SPEC_KEYS = {"name", "dataset", "dataset_kw", "tasks", "architecture", "architecture_kw", "backbone", "backbone_kw",
              "weighting", "weighting_kw", "train"}
 
 
@@ -45,7 +45,8 @@ def train_run(out_dir, spec: dict) -> dict:
         bundle = bundle.select(tasks)
         config = TrainConfig(**spec["train"])
         seed_everything(config.seed)  # the initial weights depend on the seed only
-        model = create_model(spec["architecture"], spec["backbone"], bundle.tasks, **spec["backbone_kw"])
+        model = create_model(spec["architecture"], spec["backbone"], bundle.tasks,
+                             architecture_kw=spec.get("architecture_kw"), **spec["backbone_kw"])
         weighting = W.create(spec["weighting"], **spec["weighting_kw"])
         hist = fit(model, bundle, weighting, config)
         return {"metrics": hist.final, "history": hist.epochs, "info": hist.info}

@@ -165,7 +165,10 @@ class AccuracyMeter:
         self.n = 0
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        pred = logits.argmax(-1) if logits.dim() > target.dim() else (logits > 0).long()
+        if logits.dim() > target.dim() and logits.shape[-1] > 1:
+            pred = logits.argmax(-1)                                   # class logits [B, C]
+        else:
+            pred = (logits.reshape(target.shape) > 0).long()            # binary logits [B] or [B, 1]
         self.correct += int((pred.cpu() == target.cpu().long()).sum())
         self.n += target.numel()
 

@@ -106,6 +106,9 @@ class PlainStep:
         if reg is not None:
             reg.backward(retain_graph=True)
         logs = weighting.backward(losses, ctx)
+        records = [r for r in (probe(ctx, logs) for probe in ctx.probes) if r]   # diagnostics, before the step
+        if records:
+            logs["probes"] = records
         optimizer.step()
         weighting.after_step(ctx)
         return {"losses": losses.detach(), **logs}
@@ -164,8 +167,12 @@ def select_final(records: list[dict], protocol: str, k: int, tasks: list[str], d
 
 
 def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: TrainConfig,
-        step_rule=None) -> History:
-    """Train ``model`` on ``data`` with ``weighting``; evaluates val and test after every epoch."""
+        step_rule=None, probes=()) -> History:
+    """Train ``model`` on ``data`` with ``weighting``; evaluates val and test after every epoch.
+
+    ``probes`` (e.g. :class:`mtl.diagnostics.GradientProbe`) are called inside each step after the
+    backward and before the optimizer step; their records go to the epoch record's ``probes``.
+    """
     missing = [t for t in model.tasks if t not in {x.name for x in data.tasks}]
     if missing:
         raise ValueError(f"model tasks {missing} are not tasks of dataset {data.name!r}")
@@ -194,10 +201,14 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
     start = time.perf_counter()
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
-        sums, weights = torch.zeros(len(model.tasks)), []
+        if hasattr(model, "start_epoch"):
+            model.start_epoch(epoch, config.epochs)
+        sums, weights, probe_records = torch.zeros(len(model.tasks)), [], []
         for s in range(steps):
             logs = step_rule.step(model, data, next_batch("train"), weighting, optimizer,
-                                  {"epoch": epoch, "step": epoch * steps + s, "next_batch": next_batch})
+                                  {"epoch": epoch, "step": epoch * steps + s, "next_batch": next_batch,
+                                   **({"probes": tuple(probes)} if probes else {})})
+            probe_records += logs.get("probes", [])
             sums += logs["losses"].cpu()
             if "weights" in logs:
                 weights.append(logs["weights"].float().cpu())
@@ -211,6 +222,8 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
                "time": time.perf_counter() - t0,
                "val": evaluate(model, data, "val", config.batch_size * 2, device),
                "test": evaluate(model, data, "test", config.batch_size * 2, device)}
+        if probes:
+            rec["probes"] = probe_records
         hist.epochs.append(rec)
     bar.close()
     hist.info["train_time"] = time.perf_counter() - start

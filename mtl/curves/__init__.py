@@ -30,11 +30,15 @@ def create(name: str, n_points: int, **kwargs):
 from ._families import Bezier, CurveFamily, NURBS, PolyChain, Simplex, bspline_basis, clamped_knots  # noqa: E402
 from ._model import CurveModel, SimplexModel, WeightSpaceModel, curve_model, recalibrate_bn, simplex_model  # noqa: E402
 from ._extra import ExtraStep, default_control_points, default_groups  # noqa: E402
-from ._pamal import PamalStep, simplex_grid  # noqa: E402
+from ._pamal import PamalStep, ordering_penalty, simplex_grid  # noqa: E402
+from ._extra import alignment_loss, order_aware_loss  # noqa: E402
+from ._protocols import ExtraResult, multimnist_fronts, train_endpoints, train_extra, train_ls_sweep, train_pamal  # noqa: E402
 
 __all__ = [
     "names", "create", "register", "FAMILIES",
     "CurveFamily", "NURBS", "Bezier", "PolyChain", "Simplex", "bspline_basis", "clamped_knots",
     "WeightSpaceModel", "CurveModel", "SimplexModel", "curve_model", "simplex_model", "recalibrate_bn",
-    "ExtraStep", "default_control_points", "default_groups", "PamalStep", "simplex_grid",
+    "ExtraStep", "default_control_points", "default_groups", "order_aware_loss", "alignment_loss",
+    "PamalStep", "ordering_penalty", "simplex_grid",
+    "ExtraResult", "train_endpoints", "train_extra", "train_pamal", "train_ls_sweep", "multimnist_fronts",
 ]

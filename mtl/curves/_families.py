@@ -130,7 +130,8 @@ class NURBS(CurveFamily):
         N = bspline_basis(t, self.knots, self.degree, closed=self.clamp_end).to(w)   # [m, n]
         num = N * w                                                     # [m, n]
         eps = 0.0 if self.positive else 1e-8                            # the code's guard for raw w
-        c = num / (num.sum(-1, keepdim=True) + eps)
+        den = num.sum(-1, keepdim=True) + eps                          # [m, 1]
+        c = num / torch.where(den == 0, torch.ones_like(den), den)      # 0/0 only at t = 1 with degree = n
         if self.clamp_end:                                              # C(1) = θ_{n-1} exactly
             at_end = (t >= 1).to(w.device).unsqueeze(-1)
             c = torch.where(at_end, F.one_hot(torch.tensor(self.n_points - 1), self.n_points).to(w), c)

@@ -76,7 +76,7 @@ class WeightSpaceModel(MultiTaskModel):
     @point.setter
     def point(self, value) -> None:
         p = self.family.check_point(value)
-        want = () if self.family.point_dim == 1 and not isinstance(self.family, Simplex) else (self.family.n_points,)
+        want = (self.family.n_points,) if isinstance(self.family, Simplex) else ()
         if tuple(p.shape) != want:
             raise ValueError(f"a single point of shape {want} is needed, got shape {tuple(p.shape)}")
         self._point = float(p) if want == () else p

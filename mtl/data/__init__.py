@@ -66,3 +66,4 @@ def register(name: str):
 
 # importing the modules registers them
 from . import multimnist, scenes  # noqa: E402,F401
+from . import attributes, celeba, cityscapes, nyuv2, qm9  # noqa: E402,F401  (issue 3 datasets)

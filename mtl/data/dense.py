@@ -62,3 +62,106 @@ class NpyDenseDataset(Dataset):
 
     def __getitem__(self, k: int):
         return self._cache[k] if self._cache is not None else self._read(self.indices[k])
+
+
+# ----------------------------------------------------------------------------- checked reading of user data (issue 3)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A user-provided dataset root, folder or file is missing; the message says where the data comes from."""
+
+
+class DatasetFormatError(ValueError):
+    """A user-provided file exists but is not what the layout expects (shape, dtype, range, numbering)."""
+
+
+def check_layout(root: Path, split: str, folders: list[str], source: str) -> int:
+    """The number N of samples of ``root/split``: every folder must hold exactly ``0.npy … N-1.npy``."""
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"dataset root {root} does not exist; expected {root}/<split>/<field>/<i>.npy "
+                                   f"from {source}")
+    counts = {}
+    for folder in folders:
+        path = root / split / folder
+        if not path.is_dir():
+            raise DatasetNotFoundError(f"missing folder {path}; expected "
+                                       f"{root}/{split}/{{{','.join(folders)}}}/<i>.npy from {source}")
+        names = sorted(p.stem for p in path.glob("*.npy"))
+        if not names:
+            raise DatasetNotFoundError(f"no .npy files in {path}; expected 0.npy … N-1.npy from {source}")
+        bad = [n for n in names if not n.isdigit()]
+        if bad:
+            raise DatasetFormatError(f"{path} holds files not named <i>.npy: {bad[:3]}; expected 0.npy … N-1.npy")
+        idx = {int(n) for n in names}
+        gaps = sorted(set(range(len(idx))) - idx)
+        if gaps:
+            raise DatasetFormatError(f"{path} numbering has gaps: missing {gaps[0]}.npy (found {len(idx)} files, "
+                                     f"expected 0.npy … {len(idx) - 1}.npy with no gaps)")
+        counts[folder] = len(idx)
+    if len(set(counts.values())) > 1:
+        raise DatasetFormatError(f"{root / split}: folders hold different numbers of samples {counts}; "
+                                 "every field needs one file per image")
+    return counts[folders[0]]
+
+
+def check_array(path: Path, kind: str, a: np.ndarray, num_classes: int | None = None,
+                hw: tuple[int, int] | None = None) -> None:
+    """Raise :class:`DatasetFormatError` naming ``path`` unless ``a`` is a valid ``kind`` array of the MTAN layout."""
+    expect = {"image": "H×W×3 float in [0, 1]",
+              "label": f"H×W integral values in [-1, {(num_classes or 0) - 1}]",
+              "depth": "H×W×1 (or H×W) float ≥ 0, 0 = invalid",
+              "normal": "H×W×3 float in [-1, 1], 0 = invalid"}[kind]
+
+    def fail(what: str):
+        raise DatasetFormatError(f"{path}: {what}; expected {kind} as {expect}")
+
+    allowed = {"image": [(3,)], "label": [()], "depth": [(), (1,)], "normal": [(3,)]}[kind]   # trailing dims
+    if a.ndim not in (2, 3) or tuple(a.shape[2:]) not in allowed:
+        fail(f"shape {a.shape}")
+    if hw is not None and tuple(a.shape[:2]) != tuple(hw):
+        fail(f"size {a.shape[:2]} differs from the image's {tuple(hw)}")
+    if kind == "label":
+        if np.issubdtype(a.dtype, np.floating) and not np.array_equal(a, np.round(a)):
+            fail("non-integer class values")
+        lo, hi = a.min(), a.max()
+        if lo < -1 or (num_classes is not None and hi >= num_classes):
+            fail(f"class values in [{lo:g}, {hi:g}]")
+        return
+    if not np.issubdtype(a.dtype, np.floating):
+        fail(f"dtype {a.dtype}" + (" (images stored as 0–255? divide by 255)" if kind == "image" else ""))
+    if not np.isfinite(a).all():
+        fail("non-finite values")
+    lo, hi = float(a.min()), float(a.max())
+    limits = {"image": (0.0, 1.0), "depth": (0.0, np.inf), "normal": (-1.0, 1.0)}[kind]
+    if lo < limits[0] - 1e-3 or hi > limits[1] + 1e-3:
+        fail(f"values in [{lo:g}, {hi:g}]")
+
+
+class CheckedNpyDataset(NpyDenseDataset):
+    """:class:`NpyDenseDataset` for user data: checks the layout and every array it reads (see :func:`check_array`).
+
+    ``fields`` maps task -> folder (e.g. ``label_7``), ``kinds`` maps task -> ``label|depth|normal``.
+    """
+
+    def __init__(self, root, split: str, fields: dict[str, str], kinds: dict[str, str], source: str,
+                 num_classes: int | None = None, preload: bool = True, indices=None):
+        self.kinds, self.num_classes, self.source = dict(kinds), num_classes, source
+        check_layout(Path(root), split, ["image", *fields.values()], source)
+        super().__init__(root, split, fields, preload=preload, indices=indices)
+
+    def _load(self, path: Path, kind: str, hw=None) -> np.ndarray:
+        try:
+            a = np.load(path)
+        except (ValueError, OSError, EOFError) as e:
+            raise DatasetFormatError(f"{path} is not a readable .npy array ({e}); "
+                                     f"expected files from {self.source}") from e
+        check_array(path, kind, a, self.num_classes, hw)
+        return a
+
+    def _read(self, i: int):
+        base = self.root / self.split
+        img = self._load(base / "image" / f"{i}.npy", "image")
+        x = to_tensor("image", img)
+        y = {t: to_tensor(self.kinds[t], self._load(base / folder / f"{i}.npy", self.kinds[t], img.shape[:2]))
+             for t, folder in self.fields.items()}
+        return x, y

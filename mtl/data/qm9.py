@@ -127,7 +127,7 @@ def parse_csv(files: list[Path]) -> dict[str, torch.Tensor]:
         y[:, TASKS.index(name)] -= refs[:, k]
     return {"z": torch.from_numpy(z[elements]), "pos": torch.from_numpy(xyz.reshape(-1, 3).astype(np.float32)),
             "ptr": torch.from_numpy(ptr), "y": torch.from_numpy(y),
-            "index": torch.from_numpy(df["Index"].to_numpy(np.int64))}
+            "index": torch.from_numpy(df["Index"].to_numpy(np.int64, copy=True))}
 
 
 def _check_parse(df, symbols: str, xyz: np.ndarray, ptr: np.ndarray) -> None:

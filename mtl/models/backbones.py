@@ -9,11 +9,49 @@ from ..tasks import Task
 from . import BACKBONES
 
 
-class Backbone:
-    """A shared encoder and a factory ``make_head(task) -> nn.Module`` for its output."""
+class Stage(nn.Module):
+    """One piece of an encoder for staged architectures: ``forward(h, memo) -> (h, memo)``.
 
-    def __init__(self, encoder: nn.Module, make_head: Callable[[Task], nn.Module], out_features: int):
+    Running a backbone's stages in order equals running its encoder. ``memo`` is an immutable
+    tuple a path carries from stage to stage (SegNet's pooling indices, a ViT's prefix tokens);
+    most stages pass it through. ``out_channels`` and ``spatial`` (output [B, C, H, W] rather
+    than [B, C]) let an architecture size the modules it puts between stages.
+    """
+
+    def __init__(self, body: nn.Module, out_channels: int, spatial: bool = True):
+        super().__init__()
+        self.body, self.out_channels, self.spatial = body, out_channels, spatial
+
+    def forward(self, h, memo: tuple = ()):
+        return self.body(h), memo
+
+
+class Backbone:
+    """A shared encoder and a factory ``make_head(task) -> nn.Module`` for its output.
+
+    ``stages`` (optional) splits the same encoder into :class:`Stage` s for the architectures
+    that act between stages (Cross-stitch, MTAN, PLE, LTB).
+    """
+
+    def __init__(self, encoder: nn.Module, make_head: Callable[[Task], nn.Module], out_features: int,
+                 stages: list[Stage] | None = None):
         self.encoder, self.make_head, self.out_features = encoder, make_head, out_features
+        self.stages = stages
+
+    def staged(self, architecture: str = "this architecture") -> list[Stage]:
+        """The encoder's stages; a clear error if the backbone does not define them."""
+        if not self.stages:
+            raise ValueError(f"{architecture} needs a backbone split into stages, but "
+                             f"{type(self.encoder).__name__} defines none; use segnet, resnet18, resnet50, vit or lenet")
+        return self.stages
+
+
+def run_stages(stages, x, memo: tuple = ()):
+    """Run ``stages`` in order on ``x``; returns the last output and its memo."""
+    h = x
+    for stage in stages:
+        h, memo = stage(h, memo)
+    return h, memo
 
 
 def _conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -43,6 +81,13 @@ class SegNet(nn.Module):
         self.pool = nn.MaxPool2d(2, 2, return_indices=True)
         self.unpool = nn.MaxUnpool2d(2, 2)
 
+    def stages(self) -> list[Stage]:
+        """The encoder as stages: each down block (conv, pool) then each up block (unpool, conv);
+        the pooling indices travel in ``memo``."""
+        down = [_SegNetDown(b, self.pool, b[-1][0].out_channels) for b in self.down]
+        up = [_SegNetUp(b, self.unpool, b[-1][0].out_channels) for b in self.up]
+        return down + up
+
     def forward(self, x):
         idx, sizes = [], []
         for block in self.down:                      # [B, C, H, W] -> [B, 2C, H/2, W/2]
@@ -56,6 +101,29 @@ class SegNet(nn.Module):
         return x                                      # [B, width, H, W]
 
 
+class _SegNetDown(Stage):
+    def __init__(self, block: nn.Module, pool: nn.Module, out_channels: int):
+        super().__init__(block, out_channels)
+        self.pool = pool
+
+    def forward(self, h, memo: tuple = ()):
+        h = self.body(h)                              # [B, C, H, W]
+        size = h.shape
+        h, idx = self.pool(h)                         # [B, C, H/2, W/2]
+        return h, memo + ((idx, size),)
+
+
+class _SegNetUp(Stage):
+    def __init__(self, block: nn.Module, unpool: nn.Module, out_channels: int):
+        super().__init__(block, out_channels)
+        self.unpool = unpool
+
+    def forward(self, h, memo: tuple = ()):
+        idx, size = memo[-1]
+        h = self.unpool(h, idx, output_size=size)     # [B, C, 2H, 2W]
+        return self.body(h), memo[:-1]
+
+
 def dense_head(cin: int) -> Callable[[Task], nn.Module]:
     """MTAN's task head: conv3×3 + ReLU + conv1×1 to the task's channels."""
     def make(task: Task) -> nn.Module:
@@ -63,9 +131,22 @@ def dense_head(cin: int) -> Callable[[Task], nn.Module]:
     return make
 
 
+def upsample_head(cin: int, scale: int, width: int | None = None) -> Callable[[Task], nn.Module]:
+    """A dense head for a stride-``scale`` feature map: conv3×3-BN-ReLU, conv1×1 to the task's
+    channels, bilinear ×``scale`` back to input resolution (DeepLab-style decoding, one per task)."""
+    width = width or min(cin, 256)
+
+    def make(task: Task) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(cin, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                             nn.ReLU(inplace=True), nn.Conv2d(width, task.out_channels, 1),
+                             nn.Upsample(scale_factor=scale, mode="bilinear", align_corners=False))
+    return make
+
+
 @BACKBONES.register("segnet")
 def segnet(in_channels: int = 3, width: int = 16, stages: int = 3, convs: int = 2) -> Backbone:
-    return Backbone(SegNet(in_channels, width, stages, convs), dense_head(width), width)
+    net = SegNet(in_channels, width, stages, convs)
+    return Backbone(net, dense_head(width), width, net.stages())
 
 
 class LeNet(nn.Module):
@@ -80,6 +161,11 @@ class LeNet(nn.Module):
     def forward(self, x):                             # [B, 1, 28, 28] -> [B, 50]
         return self.fc(self.convs(x))
 
+    def stages(self) -> list[Stage]:
+        """conv10 block [B, 10, 12, 12], conv20 block [B, 20, 4, 4], FC [B, 50]."""
+        return [Stage(self.convs[:3], 10), Stage(self.convs[3:], 20),
+                Stage(self.fc, self.fc[1].out_features, spatial=False)]
+
 
 def mlp_head(cin: int, hidden: int = 50) -> Callable[[Task], nn.Module]:
     """PaMaL's MultiMNIST head: FC cin→hidden, ReLU, FC hidden→classes."""
@@ -90,4 +176,5 @@ def mlp_head(cin: int, hidden: int = 50) -> Callable[[Task], nn.Module]:
 
 @BACKBONES.register("lenet")
 def lenet(in_channels: int = 1, features: int = 50) -> Backbone:
-    return Backbone(LeNet(in_channels, features), mlp_head(features), features)
+    net = LeNet(in_channels, features)
+    return Backbone(net, mlp_head(features), features, net.stages())

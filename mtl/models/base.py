@@ -10,7 +10,16 @@ class MultiTaskModel(nn.Module):
 
     ``encode`` returns the shared representation ``z`` (the tensor "rep" mode differentiates
     against); ``shared_parameters`` / ``task_parameters`` tell the gradient engine what is shared.
+
+    ``rep_layout`` says what ``z`` is: ``"shared"`` — one tensor every task may read (HPS's
+    [B, C, H, W]; the stacked expert outputs [E, B, C, H, W] of MMoE, CGC, PLE, DSelect-k);
+    ``"per_task"`` — a stacked [T, B, ...] tensor whose slice ``z[t]`` (``tasks`` order) only task
+    ``t`` reads (MTAN's attended features, Cross-stitch columns, LTB leaves). For ``"per_task"``
+    the exact Jacobian of the losses w.r.t. ``z`` is block-diagonal; LibMTL and Nash-MTL instead
+    compare the per-task blocks ∂L_t/∂z_t as vectors of one common space ("aligned" rep mode).
     """
+
+    rep_layout: str = "shared"
 
     def __init__(self, encoder: nn.Module, heads: dict[str, nn.Module]):
         super().__init__()
@@ -47,3 +56,45 @@ class MultiTaskModel(nn.Module):
     def regularization(self) -> torch.Tensor | None:
         """An extra loss term some architectures add (DSelect-k, LTB); ``None`` for most."""
         return None
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the loop before each epoch (LTB anneals its Gumbel temperature); a no-op here."""
+
+
+def last_weighted_layer(module: nn.Module) -> list[nn.Parameter]:
+    """Trainable parameters of the last convolution or linear layer of ``module`` (registration order)."""
+    layers = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d))]
+    if not layers:
+        raise ValueError(f"{type(module).__name__} has no convolution or linear layer")
+    return [p for p in layers[-1].parameters(recurse=False) if p.requires_grad]
+
+
+class PartitionedModel(MultiTaskModel):
+    """A model whose parameters are partitioned by ownership, for architectures beyond HPS.
+
+    ``task_modules(t)`` lists the modules only task ``t``'s loss reaches (its head, gates, attention
+    or experts); every other trainable parameter is shared. ``last_shared_modules()`` names the
+    modules whose last layer is "the last shared layer" (one per shared column or expert).
+    """
+
+    def task_modules(self, task: str) -> list[nn.Module]:
+        return [self.heads[task]]
+
+    def last_shared_modules(self) -> list[nn.Module]:
+        return [self.encoder]
+
+    def task_parameters(self, task: str) -> list[nn.Parameter]:
+        seen, out = set(), []
+        for m in self.task_modules(task):
+            for p in m.parameters():
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        owned = {id(p) for t in self.tasks for p in self.task_parameters(t)}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in owned]
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self.last_shared_modules() for p in last_weighted_layer(m)]

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..tasks import Task
 from . import BACKBONES
-from .backbones import Backbone
+from .backbones import Backbone, Stage
 
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:
@@ -25,26 +25,31 @@ def _fc(cin: int, cout: int) -> list[nn.Module]:
 
 
 class CNN9(nn.Module):
-    """[B, C, H, W] -> [B, 8·width]; H and W at least 8 (three 2× pools, then global pooling)."""
+    """[B, C, H, W] -> [B, 8·width]; H and W at least 8 (three 2× pools, then global pooling).
+
+    Four blocks (conv-pool | 2 conv-pool | 2 conv-pool | 2 conv, pooling, 2 linear) that double as
+    the backbone's stages.
+    """
 
     def __init__(self, in_channels: int = 3, width: int = 64):
         super().__init__()
         if width < 1:
             raise ValueError(f"width must be a positive integer, got {width}")
-        w = [width, 2 * width, 2 * width, 4 * width, 4 * width, 8 * width, 8 * width]
-        layers: list[nn.Module] = []
-        cin = in_channels
-        for i, cout in enumerate(w):
-            layers += _conv(cin, cout)
-            if i in (0, 2, 4):
-                layers.append(nn.MaxPool2d(2))
-            cin = cout
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *_fc(cin, cin), *_fc(cin, cin)]
-        self.net = nn.Sequential(*layers)
-        self.out_features = cin
+        w1, w2, w4, w8 = width, 2 * width, 4 * width, 8 * width
+        self.blocks = nn.ModuleList([
+            nn.Sequential(*_conv(in_channels, w1), nn.MaxPool2d(2)),                    # [B, w, H/2, W/2]
+            nn.Sequential(*_conv(w1, w2), *_conv(w2, w2), nn.MaxPool2d(2)),              # [B, 2w, H/4, W/4]
+            nn.Sequential(*_conv(w2, w4), *_conv(w4, w4), nn.MaxPool2d(2)),              # [B, 4w, H/8, W/8]
+            nn.Sequential(*_conv(w4, w8), *_conv(w8, w8), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          *_fc(w8, w8), *_fc(w8, w8)),                                   # [B, 8w]
+        ])
+        self.widths = (w1, w2, w4, w8)
+        self.out_features = w8
 
     def forward(self, x):
-        return self.net(x)                                   # [B, 8·width]
+        for block in self.blocks:
+            x = block(x)
+        return x                                             # [B, 8·width]
 
 
 class _Squeeze(nn.Module):
@@ -64,4 +69,5 @@ def linear_head(cin: int) -> Callable[[Task], nn.Module]:
 @BACKBONES.register("cnn9")
 def cnn9(in_channels: int = 3, width: int = 64) -> Backbone:
     enc = CNN9(in_channels, width)
-    return Backbone(enc, linear_head(enc.out_features), enc.out_features)
+    stages = [Stage(b, c, spatial=i < 3) for i, (b, c) in enumerate(zip(enc.blocks, enc.widths))]
+    return Backbone(enc, linear_head(enc.out_features), enc.out_features, stages)

@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import inspect
+
 from ..registry import Registry
 
 WEIGHTINGS = Registry("weighting method")
@@ -20,10 +22,47 @@ def names(pattern: str = "*") -> list[str]:
 
 
 def create(name: str, **hparams):
-    return WEIGHTINGS.create(name, **hparams)
+    """Build method ``name`` (see ``names()``); an unknown hyper-parameter raises a TypeError listing the valid ones."""
+    factory = WEIGHTINGS.get(name)
+    valid = [p for p in inspect.signature(factory).parameters if p not in ("self", "args", "kwargs")]
+    unknown = sorted(set(hparams) - set(valid))
+    if unknown:
+        raise TypeError(f"weighting {name!r} has no hyper-parameter(s) {unknown}; valid: {valid or 'none'}")
+    return factory(**hparams)
+
+
+def aggregate(name: str, jacobian, losses=None, **hparams):
+    """The update direction [d] that method ``name`` produces on one step from a fresh state.
+
+    ``jacobian`` is J [T, d] (row t: gradient of task t's loss w.r.t. the shared parameters),
+    ``losses`` the T losses (default ones; only loss-based methods read them). Scale convention:
+    the result is what the method writes into the shared parameters' ``.grad``; equal weighting
+    (``ew``) gives the plain sum Σ_t g_t, and every other method keeps its paper's scale relative to
+    that (MGDA: a convex combination; CAGrad: divided by 1+c²; Nash-MTL/FairGrad: clipped to
+    ``max_norm``...). Three-batch methods use J for all three batches; bilevel methods return the
+    lower-level direction with their initial task weights (their weights need a validation batch).
+    """
+    import torch
+
+    J = torch.as_tensor(jacobian)
+    if J.dim() != 2 or J.shape[0] < 1:
+        raise ValueError(f"jacobian must be a matrix [T, d] with T ≥ 1, got shape {tuple(J.shape)}")
+    if not J.is_floating_point():
+        J = J.double()
+    if losses is not None:
+        losses = torch.as_tensor(losses, dtype=J.dtype, device=J.device).reshape(-1)
+        if losses.numel() != J.shape[0]:
+            raise ValueError(f"{losses.numel()} losses for a Jacobian of {J.shape[0]} tasks")
+    return create(name, **hparams).aggregate(J, losses)
 
 
 from .base import LossWeighting, StepContext, Weighting  # noqa: E402
+from .gradient import GradientWeighting  # noqa: E402
 from . import ew, ls  # noqa: E402,F401  (registration)
+from . import uw, dwa, gls, rlw, stch, famo  # noqa: E402,F401  (loss weightings)
+from . import autolambda, forum, moml  # noqa: E402,F401  (bilevel)
+from . import (gradnorm, mgda, imtl, alignedmtl, graddrop, pcgrad, gradvac, cagrad, nashmtl,  # noqa: E402,F401
+               moco, dbmtl, excessmtl, fairgrad, modo, sdmgrad, upgrad, avgnorm)
 
-__all__ = ["names", "create", "register", "Weighting", "LossWeighting", "StepContext"]
+__all__ = ["names", "create", "aggregate", "register", "Weighting", "LossWeighting", "GradientWeighting",
+           "StepContext"]

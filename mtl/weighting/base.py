@@ -13,7 +13,9 @@ class StepContext:
 
     ``rep`` is the shared representation with its graph (for "rep" mode), ``loss_fn(batch)`` runs a
     forward pass and returns the task losses [T], ``next_batch(split)`` draws another batch of a
-    split (bilevel methods ask for "val"; three-batch methods ask for "train").
+    split (bilevel methods ask for "val"; three-batch methods ask for "train"). ``probes`` are
+    diagnostics the step calls after the backward and before the optimizer step (see
+    :mod:`mtl.diagnostics`); empty unless asked for.
     """
 
     model: torch.nn.Module
@@ -24,6 +26,7 @@ class StepContext:
     epoch: int = 0
     step: int = 0
     extras: dict = field(default_factory=dict)
+    probes: tuple = ()
 
 
 class Weighting:
@@ -52,6 +55,10 @@ class Weighting:
     def end_epoch(self, epoch: int, mean_losses: torch.Tensor) -> None:
         """Called once per epoch with the epoch's mean training losses [T] (DWA, GradNorm...)."""
 
+    def aggregate(self, J: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
+        """The update direction [d] for a given Jacobian J [T, d] (see :func:`mtl.weighting.aggregate`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define a direction from a Jacobian alone")
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
@@ -67,3 +74,9 @@ class LossWeighting(Weighting):
         w = self.weights(losses)                      # [T]
         (w * losses).sum().backward()
         return {"weights": w.detach()}
+
+    def aggregate(self, J: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
+        """Σ_t w_t g_t: the shared-parameter gradient that ``backward`` of Σ_t w_t L_t produces."""
+        if losses is None:
+            losses = torch.ones(J.shape[0], dtype=J.dtype, device=J.device)
+        return self.weights(losses.detach()).detach().to(J.dtype) @ J    # [d]

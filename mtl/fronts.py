@@ -1,0 +1,155 @@
+"""Trade-off fronts: evaluate a curve or simplex on a grid, keep the non-dominated points, measure hypervolume.
+
+Objectives are minimised (losses, error rates). ``hypervolume(points, ref)`` is exact: a sweep in
+2-D and recursive slicing along the last objective in n-D (exponential in the dimension, fine for
+the few objectives and points of a front).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+def _as_points(points, m: int | None = None) -> np.ndarray:
+    P = np.asarray(points, dtype=np.float64)
+    if P.ndim == 1 and P.size == 0:
+        P = P.reshape(0, m or 0)
+    if P.ndim != 2:
+        raise ValueError(f"points must be a [P, m] array (one row per point), got shape {P.shape}")
+    if m is not None and P.shape[1] != m:
+        raise ValueError(f"points have {P.shape[1]} objectives but the reference point has {m}")
+    if not np.isfinite(P).all():
+        raise ValueError("points hold non-finite values")
+    return P
+
+
+def pareto_mask(points) -> np.ndarray:
+    """Boolean [P]: True where no other point is ≤ in every objective and < in one (minimisation).
+
+    >>> pareto_mask([[1, 2], [2, 1], [2, 2]]).tolist()
+    [True, True, False]
+    """
+    P = _as_points(points)
+    le = (P[:, None, :] <= P[None, :, :]).all(-1)                 # le[j, i]: P_j ≤ P_i everywhere
+    lt = (P[:, None, :] < P[None, :, :]).any(-1)
+    dominated = (le & lt).any(0)
+    return ~dominated
+
+
+def pareto_front(points) -> np.ndarray:
+    """The non-dominated points [F, m], sorted by the first objective."""
+    P = _as_points(points)
+    F = P[pareto_mask(P)]
+    return F[np.lexsort(F.T[::-1])]
+
+
+def _hv2(P: np.ndarray, ref: np.ndarray) -> float:
+    F = pareto_front(P)                                            # x ascending, y descending
+    xs = np.append(F[:, 0], ref[0])
+    return float(np.sum((xs[1:] - xs[:-1]) * (ref[1] - F[:, 1])))
+
+
+def _hv(P: np.ndarray, ref: np.ndarray) -> float:
+    if len(P) == 0:
+        return 0.0
+    if P.shape[1] == 1:
+        return float(ref[0] - P[:, 0].min())
+    if P.shape[1] == 2:
+        return _hv2(P, ref)
+    P = P[np.argsort(P[:, -1])]                                    # slice along the last objective
+    vol = 0.0
+    for i in range(len(P)):
+        upper = P[i + 1, -1] if i + 1 < len(P) else ref[-1]
+        if upper > P[i, -1]:
+            vol += _hv(pareto_front(P[:i + 1, :-1]), ref[:-1]) * (upper - P[i, -1])
+    return vol
+
+
+def hypervolume(points, ref) -> float:
+    """Volume dominated by ``points`` [P, m] and bounded by the reference point ``ref`` [m] (minimisation).
+
+    Points not strictly better than ``ref`` in every objective add nothing.
+
+    >>> hypervolume([[1, 2], [2, 1]], ref=[3, 3])
+    3.0
+    """
+    r = np.asarray(ref, dtype=np.float64).reshape(-1)
+    if r.size < 1 or not np.isfinite(r).all():
+        raise ValueError(f"ref must be a finite vector with one value per objective, got {ref}")
+    P = _as_points(points, r.size)
+    return _hv(P[(P < r).all(1)], r)
+
+
+# ----------------------------------------------------------------------------- evaluation on a grid
+
+
+@dataclass
+class GridEval:
+    """Evaluation of one model at each grid point: ``losses`` [P, T] (mean per sample), ``metrics`` per point."""
+
+    points: list
+    tasks: list[str]
+    losses: np.ndarray
+    metrics: list[dict] = field(default_factory=list)
+
+    def objectives(self, kind: str = "loss", data=None) -> np.ndarray:
+        """[P, T] objectives to minimise: ``"loss"``, or ``"error"`` — each task's first primary
+        metric, as 1 − value when higher is better (accuracy, mIoU: values in [0, 1]) else as is."""
+        if kind == "loss":
+            return self.losses
+        if kind != "error":
+            raise ValueError(f"kind must be 'loss' or 'error', got {kind!r}")
+        if data is None:
+            raise ValueError("kind='error' needs the data bundle (for the tasks' metric directions)")
+        cols = []
+        for t in self.tasks:
+            task = data.task(t)
+            m = task.primary[0]
+            v = np.array([r[t][m] for r in self.metrics], dtype=np.float64)
+            cols.append(1.0 - v if task.metrics[m] else v)
+        return np.stack(cols, 1)
+
+
+@torch.no_grad()
+def evaluate_at(model, data, split: str = "test", batch_size: int = 256) -> tuple[np.ndarray, dict]:
+    """Mean task losses [T] and ``{task: {metric: value}}`` of ``model`` (eval mode) on a split."""
+    from .train import to_device
+
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    meters = {t: data.task(t).make_meter() for t in model.tasks}
+    sums, n = torch.zeros(len(model.tasks), dtype=torch.float64), 0
+    for x, y in data.loader(split, batch_size):
+        x, y = to_device(x, device), to_device(y, device)
+        preds, b = model(x), len(next(iter(y.values())))
+        sums += torch.stack([data.task(t).loss(preds[t], y[t]).double().cpu() for t in model.tasks]) * b
+        n += b
+        for t in model.tasks:
+            meters[t].update(preds[t], y[t])
+    model.train(was)
+    return (sums / max(n, 1)).numpy(), {t: m.compute() for t, m in meters.items()}
+
+
+def evaluate_grid(model, data, grid, split: str = "test", batch_size: int = 256,
+                  bn_split: str | None = None, bn_batches: int | None = None) -> GridEval:
+    """Evaluate a curve (grid of t) or simplex (grid of α, e.g. :func:`mtl.curves.simplex_grid`) at every point.
+
+    ``bn_split`` (e.g. "train") recomputes BatchNorm statistics at each point first, as EXTRA's
+    ``evaluate_path.py`` does; the model is left at the last grid point.
+    """
+    from .curves import recalibrate_bn
+
+    points, losses, metrics = [], [], []
+    for p in grid:
+        p = p.tolist() if isinstance(p, torch.Tensor) else p
+        model.point = p
+        if bn_split is not None:
+            recalibrate_bn(model, data.loader(bn_split, batch_size), max_batches=bn_batches)
+        lo, me = evaluate_at(model, data, split, batch_size)
+        points.append(p)
+        losses.append(lo)
+        metrics.append(me)
+    return GridEval(points, list(model.tasks), np.stack(losses), metrics)

@@ -1,0 +1,142 @@
+"""The shared base of gradient weightings: Jacobian in, one direction out, ``.grad`` written once.
+
+A subclass implements one small method: ``gram_weights(G, losses) -> w [T]`` when its weights
+depend on the Gram matrix G = JJᵀ only (most methods; the direction is then wᵀJ), else
+``weights(J, losses) -> w [T]`` or ``direction(J, losses, ctx) -> (d [d], w [T] | None)``.
+The base builds J with :func:`mtl.jacobian.jacobian` (or, for Gram-only methods in "param" mode,
+G with :func:`mtl.jacobian.gramian` without forming J, then one backward of Σ_t w_t L_t) and
+applies the result:
+
+* ``mode="param"``: J is w.r.t. the shared parameters; d is added to their ``.grad``.
+* ``mode="rep"``: J is w.r.t. the shared representation ``ctx.rep`` (flattened, one row per
+  task, MGDA-UB style); d is pushed through the encoder with one backward.
+* Task-specific parameters (heads, and the method's own parameters) get the plain gradient of
+  Σ_t L_t, each head its own task's gradient, as in the Nash-MTL/FairGrad codebases.
+* ``loss_weights = True`` (GradNorm, AvgNorm) instead backpropagates Σ_t w_t L_t through the whole
+  network, because those papers define w as loss weights.
+
+Scale convention of ``aggregate``/``direction``: the vector written into the shared ``.grad``;
+equal weighting gives the plain sum Σ_t g_t, and each method keeps its own paper's scale
+relative to that (e.g. MGDA's convex combination, CAGrad's 1/(1+c²) rescaling, Nash-MTL's clip).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..jacobian import gramian, jacobian, split_parameters, write_grads
+from ._linalg import gram
+from .base import StepContext, Weighting
+
+MODES = ("param", "rep")
+
+
+class GradientWeighting(Weighting):
+    """Per-task gradients → one update direction. Subclasses set ``modes`` to the modes their paper defines."""
+
+    modes: tuple[str, ...] = MODES
+    default_mode: str = "param"
+    loss_weights: bool = False
+
+    def __init__(self, mode: str | None = None, chunk_size: int | None = None):
+        mode = self.default_mode if mode is None else mode
+        if mode not in self.modes:
+            raise ValueError(f"{type(self).__name__} supports mode in {self.modes}, got {mode!r}")
+        if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        self.mode, self.chunk_size = mode, chunk_size
+
+    @property
+    def needs(self) -> str:  # the loop keeps ctx.rep only for "rep"
+        return "rep" if self.mode == "rep" else "jacobian"
+
+    # ------------------------------------------------------------------ what subclasses implement
+    def gram_weights(self, G: np.ndarray, losses: torch.Tensor):
+        """Task weights w [T] from G = JJᵀ (float64 [T, T]) alone; the direction is wᵀJ."""
+        raise NotImplementedError(f"{type(self).__name__} must implement gram_weights(), weights() or direction()")
+
+    def weights(self, J: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        """Task weights w [T] for J [T, d]; the direction is wᵀJ. Default: ``gram_weights(JJᵀ)``."""
+        return torch.as_tensor(self.gram_weights(gram(J), losses), dtype=J.dtype, device=J.device)
+
+    @property
+    def gram_only(self) -> bool:
+        """True when the method is defined by ``gram_weights`` alone (the Gramian engine applies)."""
+        cls = type(self)
+        return (cls.gram_weights is not GradientWeighting.gram_weights and cls.weights is GradientWeighting.weights
+                and cls.direction is GradientWeighting.direction)
+
+    def direction(self, J: torch.Tensor, losses: torch.Tensor, ctx: StepContext | None = None):
+        """(d [d], w [T] or None). The default applies ``weights``: d = wᵀJ."""
+        w = self.weights(J, losses).to(J.dtype)                          # [T]
+        return w @ J, w
+
+    def transform(self, losses: torch.Tensor) -> torch.Tensor:
+        """Losses the gradients are taken of (identity; log L for DB-MTL, e^s L − s for IMTL-L)."""
+        return losses
+
+    def step_gram(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """The Gram matrix a Gram-only method uses in "param" mode: JJᵀ of this batch, without J."""
+        return gramian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size)   # [T, T]
+
+    def jacobian_inputs(self, model: torch.nn.Module) -> list[torch.Tensor]:
+        """Parameters J is taken w.r.t. in "param" mode (all shared ones; AvgNorm: the last layer)."""
+        return list(model.shared_parameters())
+
+    # ------------------------------------------------------------------ public API
+    def aggregate(self, J: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
+        if J.dim() != 2:
+            raise ValueError(f"J must be a matrix [T, d], got shape {tuple(J.shape)}")
+        if losses is None:
+            losses = torch.ones(J.shape[0], dtype=J.dtype, device=J.device)
+        with torch.no_grad():
+            d, _ = self.direction(J, losses.detach().to(J.dtype))
+        return d
+
+    def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
+        losses = self.transform(losses)                                  # [T]
+        shared = list(ctx.model.shared_parameters())
+        if self.mode == "param" and self.gram_only:
+            return self._backward_gram(losses, shared, ctx)
+        if self.mode == "rep":
+            if ctx.rep is None:
+                raise ValueError(f"{type(self).__name__}(mode='rep') needs ctx.rep; the loop keeps it when needs == 'rep'")
+            J = jacobian(losses, [ctx.rep], chunk_size=self.chunk_size, retain_graph=True)   # [T, numel(rep)]
+        else:
+            J = jacobian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, retain_graph=True)
+        with torch.no_grad():
+            d, w = self.direction(J, losses.detach(), ctx)               # [D], [T] | None
+        if self.loss_weights:
+            (w.detach().to(losses.dtype) * losses).sum().backward()
+        else:
+            self._apply(d, losses, shared, ctx)
+        return {} if w is None else {"weights": w.detach()}
+
+    def _backward_gram(self, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
+        """G without J, weights, then the shared gradient Σ_t w_t g_t by one ordinary backward."""
+        G = self.step_gram(losses, ctx).detach().double().cpu().numpy()                     # [T, T]
+        with torch.no_grad():
+            w = torch.as_tensor(self.gram_weights((G + G.T) / 2, losses.detach()), dtype=losses.dtype,
+                                device=losses.device)                                    # [T]
+        if self.loss_weights:
+            (w * losses).sum().backward()
+            return {"weights": w}
+        write_grads(shared, torch.autograd.grad((w * losses).sum(), shared, retain_graph=True, allow_unused=True))
+        self._apply_others(losses, shared, ctx, retain_graph=False)
+        return {"weights": w}
+
+    def _apply_others(self, losses, shared, ctx, retain_graph: bool) -> None:
+        """Task-specific and the method's own parameters get the plain gradient of Σ_t L_t."""
+        others = split_parameters(ctx.model, shared) + [p for p in self.parameters() if p.requires_grad]
+        if others:
+            write_grads(others, torch.autograd.grad(losses.sum(), others, retain_graph=retain_graph, allow_unused=True))
+
+    def _apply(self, d: torch.Tensor, losses: torch.Tensor, shared: list, ctx: StepContext) -> None:
+        """Shared ``.grad`` += d (through the encoder in rep mode); the rest gets ∇ Σ_t L_t."""
+        self._apply_others(losses, shared, ctx, retain_graph=True)
+        if self.mode == "rep":
+            grads = torch.autograd.grad(ctx.rep, shared, grad_outputs=d.view_as(ctx.rep).to(ctx.rep.dtype),
+                                        allow_unused=True)
+            write_grads(shared, grads)
+        else:
+            write_grads(shared, d)

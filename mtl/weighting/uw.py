@@ -1,0 +1,42 @@
+"""Uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018)."""
+from __future__ import annotations
+
+import torch
+
+from . import register
+from ._linalg import lazy_parameter, materialize
+from .base import LossWeighting, StepContext
+
+
+@register("uw")
+class UW(LossWeighting):
+    """Homoscedastic uncertainty weighting, Kendall et al. 2018 Eq. 7 (https://arxiv.org/abs/1705.07115).
+
+    L = Σ_t L_t / (2 e^{s_t}) + s_t / 2 with learnable log-variances s_t, optimised with the model.
+    ``init`` = −0.5 as in LibMTL (the regression form is used for every task, as there).
+    """
+
+    def __init__(self, init: float = -0.5):
+        self.init = float(init)
+        self.reset()
+
+    def reset(self) -> None:
+        self._s = lazy_parameter()                     # [T], sized on the first step
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self._s]
+
+    def weights(self, losses: torch.Tensor) -> torch.Tensor:
+        s = materialize(self._s, losses.numel(), losses, self.init)
+        return 0.5 * torch.exp(-s)                     # [T]
+
+    def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
+        w = self.weights(losses)
+        ((w * losses).sum() + 0.5 * self._s.sum()).backward()
+        return {"weights": w.detach()}
+
+    def aggregate(self, J, losses=None):
+        if losses is None:
+            losses = torch.ones(J.shape[0], dtype=J.dtype, device=J.device)
+        self.reset()
+        return self.weights(losses).detach().to(J.dtype) @ J

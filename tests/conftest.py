@@ -1,0 +1,37 @@
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the user's cache or the committed runs/.
+_CACHE = Path(tempfile.gettempdir()) / "mtl-test-cache"
+os.environ.setdefault("MTL_CACHE", str(_CACHE))
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_scenes():
+    """A tiny rendered scenes bundle (cached across the session)."""
+    from mtl.experiment import load_data
+    return load_data("scenes", height=16, width=24, train_scenes=2, val_scenes=1, test_scenes=1, scans_per_scene=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist():
+    from mtl.experiment import load_data
+    return load_data("multimnist", n_train=64, n_val=32, n_test=32)
+
+
+@pytest.fixture()
+def tmp_out(tmp_path):
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -1,0 +1,84 @@
+"""Non-dominated fronts, exact hypervolume and grid evaluation of curves and simplices."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import mtl.curves as C
+from mtl import fronts as F
+from mtl.models import create_model
+
+
+def hv_inclusion_exclusion(P, ref):
+    """Oracle: the exact volume of the union of boxes [p, ref] by inclusion–exclusion."""
+    P = np.asarray([p for p in P if (np.asarray(p) < ref).all()])
+    total = 0.0
+    for k in range(1, len(P) + 1):
+        for S in itertools.combinations(range(len(P)), k):
+            total += (-1) ** (k + 1) * np.prod(ref - P[list(S)].max(0))
+    return total
+
+
+def test_pareto_mask_and_front():
+    P = np.array([[1, 3], [2, 2], [3, 1], [2, 3], [1, 3], [4, 4]])
+    assert F.pareto_mask(P).tolist() == [True, True, True, False, True, False]   # duplicates both kept
+    assert F.pareto_front(P).tolist() == [[1, 3], [1, 3], [2, 2], [3, 1]]
+
+
+def test_hypervolume_2d_known_values():
+    assert F.hypervolume([[1, 2], [2, 1]], [3, 3]) == 3.0
+    assert F.hypervolume([[0.5, 0.5]], [1, 1]) == 0.25
+    assert F.hypervolume([[1, 2], [2, 1], [2.5, 2.5]], [3, 3]) == 3.0             # dominated point adds nothing
+    assert F.hypervolume([[3, 0], [0, 4]], [3, 3]) == 0.0                         # not better than ref
+    assert F.hypervolume(np.zeros((0, 2)), [1, 1]) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_hypervolume_matches_inclusion_exclusion(seed, m):
+    rng = np.random.default_rng(seed)
+    P = rng.uniform(0, 1, size=(6, m))
+    ref = np.full(m, 1.05)
+    assert np.isclose(F.hypervolume(P, ref), hv_inclusion_exclusion(P, ref), rtol=1e-10, atol=1e-12)
+    assert np.isclose(F.hypervolume(P[::-1], ref), F.hypervolume(P, ref))
+
+
+def test_hypervolume_rejects_bad_input():
+    with pytest.raises(ValueError, match="objectives"):
+        F.hypervolume([[1, 2, 3]], [4, 4])
+    with pytest.raises(ValueError, match="non-finite"):
+        F.hypervolume([[np.nan, 1]], [2, 2])
+    with pytest.raises(ValueError, match="ref"):
+        F.hypervolume([[1, 1]], [np.inf, 2])
+
+
+def test_grid_evaluation_of_a_simplex_hits_its_members(tiny_mnist):
+    torch.manual_seed(0)
+    members = [create_model("hps", "lenet", tiny_mnist.tasks) for _ in range(2)]
+    model = C.simplex_model(members)
+    ev = F.evaluate_grid(model, tiny_mnist, C.simplex_grid(2, 3), split="val", batch_size=8)
+    assert ev.losses.shape == (3, 2) and len(ev.metrics) == 3 and ev.tasks == ["left", "right"]
+    for i, member in ((0, members[0]), (2, members[1])):
+        losses, metrics = F.evaluate_at(member, tiny_mnist, "val", batch_size=32)
+        np.testing.assert_allclose(ev.losses[i], losses, rtol=1e-5)
+        assert metrics == ev.metrics[i]
+    err = ev.objectives("error", tiny_mnist)
+    assert np.allclose(err[:, 0], [1 - m["left"]["acc"] for m in ev.metrics])
+
+
+def test_grid_evaluation_of_a_curve_with_bn_recalibration(tiny_scenes):
+    data = tiny_scenes.select(["segmentation", "depth"])
+    torch.manual_seed(0)
+    ends = [create_model("hps", "segnet", data.tasks, width=4, stages=1, convs=1) for _ in range(2)]
+    curve = C.curve_model(ends, "nurbs", 4)
+    ev = F.evaluate_grid(curve, data, [0.0, 0.5], split="val", batch_size=4, bn_split="train")
+    assert ev.losses.shape == (2, 2) and np.isfinite(ev.losses).all() and curve.t == 0.5
+
+
+def test_multimnist_helper_returns_all_three_fronts():
+    out = C.multimnist_fronts(n_train=32, n_val=16, n_test=16, epochs=1, n_grid=3, n_sweep=2,
+                              batch_size=16, device="cpu", max_steps_per_epoch=1)
+    assert set(out) == {"extra", "extra_val", "pamal", "ls"}
+    assert out["extra"].losses.shape == (3, 2) and out["pamal"].losses.shape == (3, 2)
+    assert np.allclose(out["ls"].points, [(1 / 3, 2 / 3), (2 / 3, 1 / 3)])
