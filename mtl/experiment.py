@@ -6,16 +6,20 @@ with :func:`mtl.train.fit` and records the run under ``out_dir`` (skipped if alr
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 
 from . import data as D
 from . import weighting as W
+from .data.corruptions import corrupt
 from .models import create_model
-from .runs import run_or_load
+from .runs import run_id, run_or_load
 from .train import TrainConfig, fit, seed_everything
 
 SPEC_KEYS = {"name", "dataset", "dataset_kw", "tasks", "architecture", "architecture_kw", "backbone", "backbone_kw",
-             "weighting", "weighting_kw", "train"}
+             "weighting", "weighting_kw", "train", "corruption", "save_model"}
 
 
 @lru_cache(maxsize=8)
@@ -28,8 +32,28 @@ def load_data(name: str, **kw):
     return _bundle(name, json.dumps(kw, sort_keys=True))
 
 
+def save_state(path, state: dict) -> None:
+    """``torch.save(state, path)`` atomically (temporary file + rename), like every run file."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def train_run(out_dir, spec: dict) -> dict:
-    """Train (or load) the run described by ``spec``; returns the run record (see :mod:`mtl.runs`)."""
+    """Train (or load) the run described by ``spec``; returns the run record (see :mod:`mtl.runs`).
+
+    An optional ``corruption`` dict is passed to :func:`mtl.data.corruptions.corrupt` after loading
+    (seed 004 §V-E); it is part of the spec, hence of the run id.
+    """
     unknown = set(spec) - SPEC_KEYS
     if unknown:
         raise ValueError(f"unknown spec keys {sorted(unknown)}; valid keys: {sorted(SPEC_KEYS)}")
@@ -41,6 +65,8 @@ def train_run(out_dir, spec: dict) -> dict:
 
     def run():
         bundle = load_data(spec["dataset"], **spec["dataset_kw"])
+        if spec.get("corruption"):  # seed 004 §V-E: noisy labels / subsampled train (mtl.data.corruptions)
+            bundle = corrupt(bundle, **spec["corruption"])
         tasks = spec.get("tasks") or [t.name for t in bundle.tasks]
         bundle = bundle.select(tasks)
         config = TrainConfig(**spec["train"])
@@ -49,6 +75,8 @@ def train_run(out_dir, spec: dict) -> dict:
                              architecture_kw=spec.get("architecture_kw"), **spec["backbone_kw"])
         weighting = W.create(spec["weighting"], **spec["weighting_kw"])
         hist = fit(model, bundle, weighting, config)
+        if spec.get("save_model"):  # state_dict as <run>/model.pt, written before metrics.json
+            save_state(Path(out_dir) / run_id(spec) / "model.pt", model.state_dict())
         return {"metrics": hist.final, "history": hist.epochs, "info": hist.info}
 
     return run_or_load(out_dir, spec, run)

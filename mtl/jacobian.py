@@ -181,24 +181,30 @@ def block_gramian(groups: Sequence[torch.Tensor], params: Sequence[torch.Tensor]
     """
     params = list(params)
     parts = [_gram_parts(L.reshape(-1), params, chunk_size) for L in groups]
-    keys = set(parts[0][0])
-    if any(set(p[0]) != keys for p in parts):
-        raise RuntimeError("the loss groups' graphs use the shared layers differently; their cross-Gramian is undefined")
     sizes = [L.numel() for L in groups]
     offs = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
-    ref = groups[0]
-    G = torch.zeros(offs[-1], offs[-1], dtype=ref.dtype, device=ref.device)
-    for i, (pa, ra) in enumerate(parts):
-        for j, (pb, rb) in enumerate(parts[: i + 1]):
-            blk = torch.zeros(sizes[i], sizes[j], dtype=ref.dtype, device=ref.device)
-            for key, (Da, Xa, bias) in pa.items():
-                Db, Xb, _ = pb[key]
-                blk += _layer_cross_gram(Da, Xa, Db, Xb, bias)
-            if ra is not None:
-                blk += ra @ rb.T
+    G = torch.zeros(offs[-1], offs[-1], dtype=groups[0].dtype, device=groups[0].device)
+    for i in range(len(parts)):
+        for j in range(i + 1):
+            blk = _cross_block(parts[i], parts[j])
             G[offs[i]:offs[i + 1], offs[j]:offs[j + 1]] = blk
             G[offs[j]:offs[j + 1], offs[i]:offs[i + 1]] = blk.T
     return G
+
+
+def _cross_block(a, b) -> torch.Tensor:
+    """J_a J_bᵀ from two groups' layer parts and other-parameter Jacobians (see :func:`_gram_parts`)."""
+    (pa, ra), (pb, rb) = a, b
+    if set(pa) != set(pb):
+        raise RuntimeError("the loss groups' graphs use the shared layers differently; their cross-Gramian is undefined")
+    blk = None
+    for key, (Da, Xa, bias) in pa.items():
+        Db, Xb, _ = pb[key]
+        g = _layer_cross_gram(Da, Xa, Db, Xb, bias)
+        blk = g if blk is None else blk + g
+    if ra is not None:
+        blk = ra @ rb.T if blk is None else blk + ra @ rb.T
+    return blk
 
 
 def gramian(losses: torch.Tensor, params: Sequence[torch.Tensor], *, other: torch.Tensor | None = None,
@@ -207,5 +213,5 @@ def gramian(losses: torch.Tensor, params: Sequence[torch.Tensor], *, other: torc
     :func:`block_gramian`), or with ``other`` (the losses of another batch) the cross-Gramian J Jₒᵀ."""
     if other is None:
         return block_gramian([losses], params, chunk_size=chunk_size)
-    T = losses.numel()
-    return block_gramian([losses, other], params, chunk_size=chunk_size)[:T, T:]
+    params = list(params)
+    return _cross_block(_gram_parts(losses, params, chunk_size), _gram_parts(other, params, chunk_size))

@@ -65,6 +65,9 @@ def test_grid_evaluation_of_a_simplex_hits_its_members(tiny_mnist):
         assert metrics == ev.metrics[i]
     err = ev.objectives("error", tiny_mnist)
     assert np.allclose(err[:, 0], [1 - m["left"]["acc"] for m in ev.metrics])
+    assert F.best_point(ev) == ev.points[int(np.argmin(ev.losses.mean(1)))]
+    with pytest.raises(ValueError, match="data bundle"):
+        ev.objectives("error")
 
 
 def test_grid_evaluation_of_a_curve_with_bn_recalibration(tiny_scenes):

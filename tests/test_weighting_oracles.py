@@ -339,3 +339,27 @@ def test_forum_qp_kkt(seed):
     nu = g[:3][w > 1e-6].min()                                  # common value on the support
     assert np.all(g[:3] >= nu - 1e-5) and np.allclose(g[:3][w > 1e-6], nu, atol=1e-5)
     assert g[3] - phi >= -1e-5 and (mu < 1e-6 or abs(g[3] - phi) < 1e-5)
+
+
+def test_three_batch_products_match_jacobians():
+    """MoDo's J₁J₂ᵀλ (backward + forward mode) and SDMGrad's cross-Gramian equal the Jacobian products."""
+    from test_weighting import tiny_bundle, tiny_model
+
+    from mtl.jacobian import jacobian
+    from mtl.train import task_losses
+    from mtl.weighting._threebatch import cross_gram, cross_product
+    from mtl.weighting.base import StepContext
+
+    data, model = tiny_bundle(), tiny_model()
+    b1, b2 = list(data.loader("train", 8))[:2]
+    loss_fn = lambda b: task_losses(model, data, model(b[0]), b[1])  # noqa: E731
+    shared = model.shared_parameters()
+    J1, J2 = jacobian(loss_fn(b1), shared), jacobian(loss_fn(b2), shared)
+    lam = torch.tensor([0.2, 0.5, 0.3])
+
+    def ctx(order):
+        it = iter(order)
+        return StepContext(model, b1, None, loss_fn, lambda split: next(it))
+
+    torch.testing.assert_close(cross_product(ctx([b2, b1]), shared, lam), J1 @ (J2.T @ lam), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(cross_gram(ctx([b1, b2]), shared), J1 @ J2.T, rtol=1e-5, atol=1e-7)

@@ -203,7 +203,8 @@ class Simplex(CurveFamily):
         a = torch.as_tensor(alpha, dtype=torch.float64).detach().cpu()
         if a.dim() not in (1, 2) or a.shape[-1] != self.n_points:
             raise ValueError(f"α must have shape [{self.n_points}] or [m, {self.n_points}], got {tuple(a.shape)}")
-        ok = torch.isfinite(a).all() and (a >= -self.atol).all() and torch.allclose(a.sum(-1), torch.ones(()).double(), atol=self.atol)
+        sums_to_one = torch.allclose(a.sum(-1), torch.ones((), dtype=torch.float64), atol=self.atol)
+        ok = torch.isfinite(a).all() and (a >= -self.atol).all() and sums_to_one
         if not ok:
             raise ValueError(f"α must be non-negative and sum to 1 (a point of the simplex), got {a.tolist()}")
         return a.clamp(min=0)

@@ -98,13 +98,13 @@ class WeightSpaceModel(MultiTaskModel):
 
     def combined_parameters(self) -> dict[str, torch.Tensor]:
         """{name: Σ_i c_i θ_i[name]} for every parameter tensor of the architecture."""
-        c = self.coefficients()                                              # [n]
+        c = self.coefficients().unbind()                                     # n scalars
         per_point = [dict(pt.named_parameters()) for pt in self.points]
         out = {}
         for name in self._names:
-            acc = c[0] * per_point[0][name]
+            acc = per_point[0][name] * c[0]
             for i in range(1, len(per_point)):
-                acc = acc + c[i] * per_point[i][name]
+                acc = torch.addcmul(acc, per_point[i][name], c[i])           # acc + c_i θ_i, one op
             out[f"net.{name}"] = acc
         return out
 
@@ -204,7 +204,8 @@ def curve_model(endpoints: Sequence[MultiTaskModel], family: str = "nurbs", n_po
 
     ``init="random"`` gives the interior points a fresh default initialisation, as EXTRA's code
     does (its ``init_linear`` is commented out); ``init="linear"`` places point i at
-    (1 − i/(n−1)) θ_0 + i/(n−1) θ_{n−1}. End points are frozen by default (stage 2, seed 000 §5).
+    (1 − i/(n−1)) θ_0 + i/(n−1) θ_{n−1}. End points are frozen by default (stage 2, seed 000 §5);
+    ``freeze_endpoints=False`` trains them too, like the NYUv2 code run without ``--fix_end``.
     """
     if len(endpoints) != 2:
         raise ValueError(f"give exactly two end-point networks, got {len(endpoints)}")

@@ -80,7 +80,8 @@ class PamalStep:
             raise ValueError(f"reg must be non-negative, got {reg}")
         if pairs not in ("all", "chain"):
             raise ValueError(f"pairs must be 'all' or 'chain', got {pairs!r}")
-        self.window, self.concentration, self.reg, self.temperature = int(window), float(concentration), float(reg), float(temperature)
+        self.window, self.concentration = int(window), float(concentration)
+        self.reg, self.temperature = float(reg), float(temperature)
         self.pairs, self.code_sign, self.conditional = pairs, bool(code_sign), bool(conditional)
 
     def sample(self, n_tasks: int) -> torch.Tensor:

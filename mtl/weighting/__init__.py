@@ -1,8 +1,17 @@
 """Loss and gradient weightings, one small class per file, registered by lowercase name.
 
-``names()`` lists them, ``create(name, **hparams)`` builds one. The training loop only calls the
-:class:`~mtl.weighting.base.Weighting` contract (``backward``, ``after_step``, ``end_epoch``,
-``reset``, ``parameters``); it never looks at a method's name.
+``names()`` lists them, ``create(name, **hparams)`` builds one, ``aggregate(name, J, losses)`` gives
+the direction a method takes for a Jacobian J [T, d] from a fresh state. The training loop only
+calls the :class:`~mtl.weighting.base.Weighting` contract (``backward``, ``after_step``,
+``end_epoch``, ``reset``, ``parameters``); it never looks at a method's name.
+
+Kinds: loss weightings (:class:`LossWeighting`: ew, ls, uw, dwa, gls, rlw, stch, famo), gradient
+weightings (:class:`GradientWeighting`, "param" or "rep" mode: gradnorm, mgda, imtl, alignedmtl,
+graddrop, pcgrad, gradvac, cagrad, nashmtl, moco, dbmtl, excessmtl, fairgrad, modo, sdmgrad,
+upgrad, avgnorm) and bilevel ones that draw a validation batch (moml, forum, autolambda).
+Solvers: MGDA and UPGrad use scipy's NNLS (exact active-set), CAGrad scipy SLSQP, FairGrad scipy
+``least_squares`` (as the official code), Nash-MTL and FORUM cvxpy with Clarabel (optional
+dependency ``mtl-imbalance[solvers]``; missing → ImportError at construction).
 """
 from __future__ import annotations
 
@@ -63,6 +72,8 @@ from . import uw, dwa, gls, rlw, stch, famo  # noqa: E402,F401  (loss weightings
 from . import autolambda, forum, moml  # noqa: E402,F401  (bilevel)
 from . import (gradnorm, mgda, imtl, alignedmtl, graddrop, pcgrad, gradvac, cagrad, nashmtl,  # noqa: E402,F401
                moco, dbmtl, excessmtl, fairgrad, modo, sdmgrad, upgrad, avgnorm)
+from .. import distill  # noqa: E402,F401  (registration: URL wraps a base weighting, issue 9)
+from .. import bilevel  # noqa: E402,F401  (registration: consmtl, ulo — issue 7)
 
 __all__ = ["names", "create", "aggregate", "register", "Weighting", "LossWeighting", "GradientWeighting",
            "StepContext"]

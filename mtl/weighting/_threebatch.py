@@ -1,9 +1,10 @@
-"""The cross-Gramian of two extra training mini-batches, for the three-batch methods (MoDo, SDMGrad)."""
+"""Products with J₁J₂ᵀ of two extra training mini-batches, for the three-batch methods (MoDo, SDMGrad)."""
 from __future__ import annotations
 
 import torch
 
 from ..jacobian import gramian
+from ._bilevel import losses_at
 from .base import StepContext
 
 
@@ -13,3 +14,16 @@ def cross_gram(ctx: StepContext, inputs: list[torch.Tensor], chunk_size=None) ->
         L1 = ctx.loss_fn(ctx.next_batch("train"))                             # [T]
         L2 = ctx.loss_fn(ctx.next_batch("train"))
         return gramian(L1, inputs, other=L2, chunk_size=chunk_size).detach()
+
+
+def cross_product(ctx: StepContext, inputs: list[torch.Tensor], lam: torch.Tensor) -> torch.Tensor:
+    """J₁J₂ᵀλ [T] for two fresh batches: v = J₂ᵀλ by one backward of Σ_t λ_t L₂_t, then J₁v by one
+    forward-mode pass (``torch.func.jvp``) — no Jacobian and no Gram matrix."""
+    names = {id(p): n for n, p in ctx.model.named_parameters()}
+    with torch.enable_grad():
+        L2 = ctx.loss_fn(ctx.next_batch("train"))                             # [T]
+        v = torch.autograd.grad((lam.to(L2.dtype) * L2).sum(), inputs, allow_unused=True, materialize_grads=True)
+    batch, keys = ctx.next_batch("train"), [names[id(p)] for p in inputs]
+    _, Jv = torch.func.jvp(lambda *ps: losses_at(ctx, keys, list(ps), batch),
+                           tuple(p.detach() for p in inputs), tuple(g.detach() for g in v))
+    return Jv.detach()                                                        # [T]

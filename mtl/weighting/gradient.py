@@ -118,6 +118,11 @@ class GradientWeighting(Weighting):
         with torch.no_grad():
             w = torch.as_tensor(self.gram_weights((G + G.T) / 2, losses.detach()), dtype=losses.dtype,
                                 device=losses.device)                                    # [T]
+        return self._apply_weights(w, losses, shared, ctx)
+
+    def _apply_weights(self, w: torch.Tensor, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
+        """Shared ``.grad`` += Σ_t w_t g_t by one backward (the whole network if ``loss_weights``)."""
+        w = w.detach().to(losses.dtype)
         if self.loss_weights:
             (w * losses).sum().backward()
             return {"weights": w}

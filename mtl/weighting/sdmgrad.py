@@ -17,8 +17,8 @@ class SDMGrad(GradientWeighting):
 
     w minimises ‖Jw + λ g0‖² over the simplex with ``niter`` projected SGD steps (lr 10, momentum
     0.5, warm-started across steps) on the Gram estimate J₁J₂ᵀ of two independent batches (a
-    cross-Gramian, J₁ and J₂ are never formed),
-    normalised by its mean task-gradient scale; d = (J₃ᵀw + λ g0₃)/(1+λ) on the step's own batch.
+    cross-Gramian: J₁, J₂ are never formed), normalised by its mean task-gradient scale; then
+    d = (J₃ᵀw + λ g0₃)/(1+λ) on the step's own batch, by one weighted backward.
     λ = ``lamda`` = 0.3, ``niter`` = 20 (LibMTL defaults). Parameter mode only.
     """
 

@@ -1,0 +1,1 @@
+"""Section logic of the book: one module per section (``mtl.studies.<section>``)."""

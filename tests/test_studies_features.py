@@ -1,0 +1,61 @@
+"""The verdict logic of the "Feature similarity" section (mtl.studies.features) on synthetic runs."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtl.studies import features as F
+
+METHODS = ["Uniform", "Grid Search", "CAGrad", "Nash-MTL", "AvgNorm", "URL"]
+TASKS = ["segmentation", "depth"]
+
+
+def _distances(slope: float, seeds=(0, 1, 2), noise: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """Δm = slope · distance + seed offset (+ noise); per task distances spread around the mean."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in seeds:
+        for i, m in enumerate(METHODS):
+            d = 0.2 + 0.1 * i + 0.01 * s
+            dm = slope * d + 5.0 * s + noise * rng.standard_normal()   # large seed offsets: pooled ρ is confounded
+            rows += [{"method": m, "seed": s, "task": t, "distance": d + (0.02 if t == "depth" else -0.02),
+                      "improvement": dm, "delta_m": dm} for t in TASKS]
+    return pd.DataFrame(rows)
+
+
+def test_closer_and_better_supports():
+    v = F.c7_verdict(_distances(-10.0), "synthetic")
+    assert v["id"] == "C7" and v["verdict"] == "supports"
+
+
+def test_farther_and_better_contradicts():
+    assert F.c7_verdict(_distances(+10.0), "synthetic")["verdict"] == "contradicts"
+
+
+def test_no_relation_or_one_seed_is_inconclusive():
+    assert F.c7_verdict(_distances(-10.0, seeds=(0,)), "one seed")["verdict"] == "inconclusive"
+    flat = _distances(0.0, noise=1.0, seed=3)
+    flat["delta_m"] = np.tile(np.repeat([0.3, -0.1, 0.2, -0.3, 0.1, 0.0], len(TASKS)), 3)
+    flat.loc[flat.seed == 1, "delta_m"] *= -1                       # opposite rankings in different seeds
+    assert F.c7_verdict(flat, "flat")["verdict"] == "inconclusive"
+
+
+def test_within_seed_correlation_ignores_seed_offsets():
+    runs = F.per_run(_distances(-10.0))
+    rc = F.rank_correlation(runs)
+    assert rc["rho_per_seed"] == pytest.approx([-1.0, -1.0, -1.0])
+    assert rc["rho"] > -1.0          # pooled over seeds the offsets blur the ranking
+    assert F.rank_correlation(runs, exclude=("URL",))["n"] == 15
+
+
+def test_distance_table_means_and_columns():
+    t = F.distance_table(_distances(-10.0))
+    assert list(t.index) == METHODS
+    assert {"dist segmentation", "dist depth", "dist_mean", "delta_m", "delta_m_se", "seeds"} <= set(t.columns)
+    assert t.loc["Uniform", "dist_mean"] == pytest.approx(0.21)
+    assert t.loc["URL", "seeds"] == 3
+
+
+def test_reference_rows_transcribed():
+    r2, r3 = F.SEED004_TABLE2_NYUD_R18_MTO["rows"], F.SEED004_TABLE3_NYUD_R50_URL["rows"]
+    assert r2["URL"]["delta_m"] == -0.16 and r3["URL"]["delta_m"] == 1.91
+    assert max(r3, key=lambda m: r3[m]["delta_m"]) == "URL"     # Table III: URL is best on NYUD-v2, ResNet-50
