@@ -21,6 +21,7 @@ import argparse
 import inspect
 import platform
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -153,6 +154,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="T ∈ {2, 16} and 3 repeats")
     ap.add_argument("--out", default=None, help="also write the table (markdown) to this file")
     args = ap.parse_args()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")   # from torch.func.jvp (MoDo)
     if args.threads:
         torch.set_num_threads(args.threads)
     Ts = args.T or ([2, 16] if args.quick else [2, 4, 8, 16])

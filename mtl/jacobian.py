@@ -160,7 +160,8 @@ def _gram_parts(losses, params, chunk_size):
     for start in range(0, T, c):
         chunks.append(torch.autograd.grad(losses, edges + rest, grad_outputs=eye[start:start + c],
                                           retain_graph=True, is_grads_batched=True, allow_unused=True))
-    outs = [torch.cat([ch[i] for ch in chunks]) for i in range(len(edges) + len(rest))]
+    outs = [None if chunks[0][i] is None else torch.cat([ch[i] for ch in chunks])   # None: unused (e.g. LTB's
+            for i in range(len(edges) + len(rest))]                                    # unselected branches)
     parts = {id(w): (D, X, b is not None) for (_, X, w, b), D in zip(layers, outs[:len(edges)])}
     J_rest = flatten([g if g is not None else torch.zeros(T, *p.shape, dtype=p.dtype, device=p.device)
                       for g, p in zip(outs[len(edges):], rest)], batch=T) if rest else None
