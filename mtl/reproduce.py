@@ -117,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         records.append(rec)
     summary_path = runs_root / f"reproduce-{args.profile}.json"
     previous = {r["section"]: r for r in (json.loads(summary_path.read_text()) if summary_path.exists() else [])}
-    previous.update({r["section"]: {**r, "notebook": os.path.relpath(r["notebook"], root)} for r in records})
+    for r in records:  # keep the duration of the first (training) execution beside the latest one
+        first = previous.get(r["section"], {})
+        r["first_duration_s"] = first.get("first_duration_s", first.get("duration_s", r["duration_s"]))
+        previous[r["section"]] = {**r, "notebook": os.path.relpath(r["notebook"], root)}
     write_json(summary_path, sorted(previous.values(), key=lambda r: r["section"]))
     failed = [r["section"] for r in records if r["status"] != "ok"]
     rc = 0

@@ -25,7 +25,8 @@ from ..runs import run_or_load
 
 METHODS = ("extra", "pamal", "ls")
 LABELS = {"extra": "EXTRA-L (curve)", "pamal": "PaMaL (simplex)", "ls": "LS sweep"}
-FRONT_KW = ("n_train", "n_val", "n_test", "epochs", "n_grid", "n_sweep", "batch_size", "lr", "max_steps_per_epoch")
+FRONT_KW = ("n_train", "n_val", "n_test", "epochs", "n_grid", "n_sweep", "batch_size", "lr", "max_steps_per_epoch",
+            "extra_endpoint_weights")
 
 #: Seed 000 reports no MultiMNIST numbers in the text we could read (App. A.2 gives only the protocol).
 SEED000_MULTIMNIST_SOURCE = "seed 000 App. A.2 (protocol only; no MultiMNIST front or hypervolume is reported)"
