@@ -16,10 +16,11 @@ from . import weighting as W
 from .data.corruptions import corrupt
 from .models import create_model
 from .runs import run_id, run_or_load
+from .diagnostics import GradientProbe
 from .train import TrainConfig, fit, seed_everything
 
 SPEC_KEYS = {"name", "dataset", "dataset_kw", "tasks", "architecture", "architecture_kw", "backbone", "backbone_kw",
-             "weighting", "weighting_kw", "train", "corruption", "save_model"}
+             "weighting", "weighting_kw", "train", "corruption", "save_model", "probes"}
 
 
 @lru_cache(maxsize=8)
@@ -74,7 +75,9 @@ def train_run(out_dir, spec: dict) -> dict:
         model = create_model(spec["architecture"], spec["backbone"], bundle.tasks,
                              architecture_kw=spec.get("architecture_kw"), **spec["backbone_kw"])
         weighting = W.create(spec["weighting"], **spec["weighting_kw"])
-        hist = fit(model, bundle, weighting, config)
+        # optional gradient diagnostics (seed 004 §V-F): {"every": k, ...} -> mtl.diagnostics.GradientProbe
+        probes = [GradientProbe(**spec["probes"])] if spec.get("probes") else []
+        hist = fit(model, bundle, weighting, config, probes=probes)
         if spec.get("save_model"):  # state_dict as <run>/model.pt, written before metrics.json
             save_state(Path(out_dir) / run_id(spec) / "model.pt", model.state_dict())
         return {"metrics": hist.final, "history": hist.epochs, "info": hist.info}

@@ -125,8 +125,9 @@ display(Markdown(verdict_markdown(verdicts)))
 ("md", """
 **Reading.** Both verdicts are computed from the recorded runs. C13 compares each EXTRA-X with its
 own base X, paired by seed (the same end point 0 enters both), and counts a difference only
-beyond two standard errors. C15 asks whether the worst and the best α differ beyond two standard
-errors; the paper's finer statement (best mean at 0.3, lowest variance at 0.5) is reported but,
+beyond two standard errors. C15 asks whether the worst and the best α differ over seeds: within
+two standard errors is stable, beyond the Bonferroni-adjusted threshold (the pair was picked after
+seeing the data) is unstable, in between is inconclusive; the paper's finer statement (best mean at 0.3, lowest variance at 0.5) is reported but,
 with a handful of seeds, cannot be separated from noise. The `cpu` profile is a small network on
 small images trained for a few epochs, so it tests the mechanism of the claims, not the CityScapes
 numbers; `inconclusive` at this scale is an honest outcome.

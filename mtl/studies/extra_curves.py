@@ -45,16 +45,21 @@ def load_network(spec: dict, rec: dict):
     return net
 
 
-def endpoint_runs(out_dir, spec: dict, seed: int) -> list[dict]:
+def endpoint_runs(out_dir, spec: dict, seed: int, weighting_kw: Sequence[dict] | None = None, tag: str = "") -> list[dict]:
     """EXTRA-L stage 1 (seed 000 §5): two networks trained with ``spec``'s weighting at seeds
-    ``seed`` and ``seed + 1000``, recorded with their weights; shared by every curve of this seed."""
-    return [train_run(out_dir, study.derive(spec, name=f"end{k}-s{seed}", save_model=True,
-                                            train={"seed": seed + ENDPOINT_OFFSET * k})) for k in range(2)]
+    ``seed`` and ``seed + 1000`` (``weighting_kw``: one dict per end point, e.g. LS weights favouring
+    E1 or E2), recorded with their weights; shared by every curve with the same arguments."""
+    kws = list(weighting_kw) if weighting_kw is not None else [spec.get("weighting_kw", {})] * 2
+    if len(kws) != 2:
+        raise ValueError(f"weighting_kw needs one dict per end point (2), got {len(kws)}")
+    return [train_run(out_dir, study.derive(spec, name=f"end{k}{tag}-s{seed}", save_model=True, weighting_kw=kw,
+                                            train={"seed": seed + ENDPOINT_OFFSET * k}))
+            for k, kw in enumerate(kws)]
 
 
 def curve_run(out_dir, spec: dict, ends: Sequence[dict], name: str, n_points: int, stage2: dict,
               groups: Sequence[Sequence[int]] | None = None, ts: Sequence[float] = (0, 0.25, 0.5, 0.75, 1),
-              alpha: float = 0.5, bn_batches: int = 4, family: str = "nurbs") -> dict:
+              alpha: float = 0.5, bn_batches: int = 4, family: str = "nurbs", init: str = "random") -> dict:
     """EXTRA stage 2 (seed 000 Eq. 7, :class:`mtl.curves.ExtraStep`) on the recorded end points ``ends``.
 
     Metrics: ``{"t": ts, split: {"losses": [P][T], "metrics": [P] × {task: {metric: v}}}}`` for val
@@ -65,13 +70,13 @@ def curve_run(out_dir, spec: dict, ends: Sequence[dict], name: str, n_points: in
                                             "backbone_kw") if k in spec},
               "n_points": int(n_points), "family": family, "stage2": dict(stage2), "alpha": float(alpha),
               "groups": None if groups is None else [list(map(int, g)) for g in groups],
-              "ts": [float(t) for t in ts], "bn_batches": int(bn_batches)}
+              "ts": [float(t) for t in ts], "bn_batches": int(bn_batches), "init": init}
 
     def run():
         data = bundle_of(spec)
         cfg = TrainConfig(**stage2)
         seed_everything(cfg.seed + 1)
-        curve = curve_model([load_network(spec, r) for r in ends], family, n_points, init="random")
+        curve = curve_model([load_network(spec, r) for r in ends], family, n_points, init=init)
         hist = fit(curve, data, W.create("ls"), cfg, step_rule=ExtraStep(groups=params["groups"], alpha=alpha))
         save_state(Path(out_dir) / run_id(params) / "curve.pt", curve.state_dict())
         out = {"t": params["ts"]}

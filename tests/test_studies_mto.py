@@ -1,0 +1,75 @@
+"""Section "Multi-task optimisation methods" (mtl.studies.mto): Δm tables, rank agreement, C2 verdict."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtl.metrics import delta_m
+from mtl.studies import mto
+
+DIRS = {"a": {"acc": True}, "b": {"err": False}}
+BASE = {"a": {"acc": 0.5}, "b": {"err": 2.0}}
+
+
+def _metrics(r: float) -> dict:
+    """Metrics whose Δm% (improvement) against BASE is exactly ``r``."""
+    return {"a": {"acc": 0.5 * (1 + r / 100)}, "b": {"err": 2.0 * (1 - r / 100)}}
+
+
+def _result(dm: dict[str, list[float]]) -> dict:
+    methods = {m: [{"metrics": _metrics(r), "info": {"train_time": 1.0}} for r in v] for m, v in dm.items()}
+    methods["Single-task"] = [{"metrics": _metrics(0.0)} for _ in next(iter(dm.values()))]
+    return {"methods": methods, "base": BASE, "dirs": DIRS, "seeds": list(range(len(next(iter(dm.values())))))}
+
+
+JIT = np.array([0.01, -0.01, 0.0])
+
+
+def _ordered(values: list[float], names=("Grid Search", "Uniform", "M1", "M2", "M3", "M4")) -> dict:
+    return {n: list(v + JIT) for n, v in zip(names, values)}
+
+
+def test_delta_matrix_recovers_the_constructed_deltas():
+    r = _result(_ordered([5, 4, 3, 2, 1, 0]))
+    dm = mto.delta_matrix(r)
+    assert dm.loc["Grid Search"].tolist() == pytest.approx(list(5 + JIT))
+    assert dm.loc["Single-task"].tolist() == pytest.approx([0, 0, 0])
+
+
+def test_results_table_sorts_by_delta_and_ranks_best_first():
+    t = mto.results_table(_result(_ordered([5, 4, 3, 2, 1, 0])))
+    assert t.index[0] == "Grid Search" and t["delta_m"].is_monotonic_decreasing
+    assert t.loc["Grid Search", "mean_rank"] == 1.0
+    assert t.loc["M4", "mean_rank"] > t.loc["M1", "mean_rank"]
+
+
+def test_rank_correlation_is_minus_one_for_reversed_orders():
+    a = pd.Series({"x": 1.0, "y": 2.0, "z": 3.0, "Single-task": 0.0})
+    corr = mto.rank_correlations({"d1": a, "d2": -a})
+    assert corr.loc["d1", "d2"] == pytest.approx(-1.0)
+    assert corr.loc["d1", "d1"] == 1.0
+
+
+def test_c2_supports_when_orders_disagree_between_datasets_and_grid_is_best():
+    one = _result(_ordered([5, 4, 3, 2, 1, 0]))
+    two = _result(_ordered([5, 0, 1, 2, 3, 4]))
+    v = mto.c2_inconsistent({"one": one, "two": two})
+    assert v["id"] == "C2" and v["verdict"] == "supports"
+
+
+def test_c2_contradicts_when_orders_agree_and_grid_is_worst():
+    one = _result(_ordered([0, 5, 4, 3, 2, 1]))
+    v = mto.c2_inconsistent({"one": one, "two": _result(_ordered([0, 5, 4, 3, 2, 1]))})
+    assert v["verdict"] == "contradicts"
+
+
+def test_paper_tables_are_consistent():
+    rows = mto.SEED004_TABLE2_DELTA["rows"]
+    assert rows["Single-task"] == (0.0, 0.0) and rows["FairGrad"][0] == 0.59
+    assert -1 < mto.paper_rank_correlation() < 1
+    d = mto.seed002_delta()
+    assert d["Uniform"] == pytest.approx(0.0)
+    cols = list(mto.SEED002_TABLE2_COLUMNS)
+    ref = dict(zip(cols, mto.SEED002_TABLE2["rows"]["Uniform"]))
+    assert d["CAGrad"] == pytest.approx(delta_m(dict(zip(cols, mto.SEED002_TABLE2["rows"]["CAGrad"])), ref,
+                                                mto.SEED002_TABLE2_COLUMNS, "improvement"))
+    assert all(len(v) == len(cols) for v in mto.SEED002_TABLE2["rows"].values())
