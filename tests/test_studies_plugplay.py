@@ -1,5 +1,4 @@
 """Sections "Plug-and-play and α" and "Ablation": Table 2 transcription, recorded stage 2, verdict logic."""
-import math
 
 import numpy as np
 import pytest

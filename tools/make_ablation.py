@@ -106,7 +106,11 @@ paired by seed (all variants share the seed's end points), and a difference coun
 two standard errors; the claim is supported only if the full system beats all three. The paper's
 side of the comparison rests on a reconstructed row labelling, so even a clean result here
 confirms the claim as the prose states it, not Table 1's exact rows. The `cpu` profile is a small
-network trained briefly; `inconclusive` at this scale is an honest outcome.
+network trained briefly; `inconclusive` at this scale is an honest outcome. Two mechanisms to keep
+in mind: the interior control points start from a fresh random initialisation (as in the authors'
+code); and with five control points the NURBS midpoint uses the three interior points only
+(basis values 0, ¼, ½, ¼, 0, METHODS §1.2), whereas the Bézier midpoint also takes an eighth of its
+weight from the two trained end points — a short stage 2 can favour the Bézier row for that reason.
 """),
 ]
 

@@ -104,16 +104,16 @@ Mean over the probes of the first and of the last epoch and over seeds (seed 004
 """),
 ("code", """
 tasks = list(res["dirs"])
-fig, axes = plt.subplots(2, 2 * len(methods), figsize=(2.6 * 2 * len(methods), 5.2))
-for j, m in enumerate(methods):
-    for i, key in enumerate(("cos", "dot")):
-        for k, phase in enumerate(("early", "late")):
-            ax = axes[i, 2 * j + k]
-            M = G.phase_matrix(probed[m], key, phase)
-            kw = {"vmin": -1, "vmax": 1, "cmap": "RdBu_r"} if key == "cos" else {"cmap": "RdBu_r", "center": 0}
-            sns.heatmap(M, ax=ax, annot=True, fmt=".2f" if key == "cos" else ".1e", annot_kws={"size": 6},
-                        xticklabels=[t[:4] for t in tasks], yticklabels=[t[:4] for t in tasks], cbar=False, **kw)
-            ax.set_title(f"{m} {key} {phase}", fontsize=8)
+ticks = [t[:4] for t in tasks]
+panels = [(key, phase) for key in ("cos", "dot") for phase in ("early", "late")]
+fig, axes = plt.subplots(len(methods), len(panels), figsize=(2.7 * len(panels), 2.4 * len(methods)), squeeze=False)
+for i, m in enumerate(methods):
+    for j, (key, phase) in enumerate(panels):
+        M = G.phase_matrix(probed[m], key, phase)
+        kw = {"vmin": -1, "vmax": 1} if key == "cos" else {"center": 0}
+        sns.heatmap(M, ax=axes[i, j], annot=True, fmt=".2f" if key == "cos" else ".1e", annot_kws={"size": 6},
+                    xticklabels=ticks, yticklabels=ticks, cbar=False, cmap="RdBu_r", **kw)
+        axes[i, j].set_title(f"{m}: {key}, {phase}", fontsize=8)
 fig.tight_layout()
 fig.savefig(OUT / "pairwise_heatmaps.png", dpi=120, bbox_inches="tight")
 plt.show()

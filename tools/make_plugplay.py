@@ -130,7 +130,11 @@ two standard errors is stable, beyond the Bonferroni-adjusted threshold (the pai
 seeing the data) is unstable, in between is inconclusive; the paper's finer statement (best mean at 0.3, lowest variance at 0.5) is reported but,
 with a handful of seeds, cannot be separated from noise. The `cpu` profile is a small network on
 small images trained for a few epochs, so it tests the mechanism of the claims, not the CityScapes
-numbers; `inconclusive` at this scale is an honest outcome.
+numbers; `inconclusive` at this scale is an honest outcome. One mechanism to keep in mind when
+reading the table: as in the authors' code, the interior control points start from a fresh random
+initialisation, and with four control points the network at t = ½ is mostly made of them, so stage 2
+must train them from scratch in as many epochs as stage 1 had; the profile option
+`stage2: {init: linear}` starts them on the segment between the end points instead (not used here).
 """),
 ]
 

@@ -59,11 +59,13 @@ def endpoint_runs(out_dir, spec: dict, seed: int, weighting_kw: Sequence[dict] |
 
 def curve_run(out_dir, spec: dict, ends: Sequence[dict], name: str, n_points: int, stage2: dict,
               groups: Sequence[Sequence[int]] | None = None, ts: Sequence[float] = (0, 0.25, 0.5, 0.75, 1),
-              alpha: float = 0.5, bn_batches: int = 4, family: str = "nurbs", init: str = "random") -> dict:
+              alpha: float = 0.5, bn_batches: int = 4, family: str = "nurbs", init: str = "random",
+              save_curve: bool = True) -> dict:
     """EXTRA stage 2 (seed 000 Eq. 7, :class:`mtl.curves.ExtraStep`) on the recorded end points ``ends``.
 
     Metrics: ``{"t": ts, split: {"losses": [P][T], "metrics": [P] × {task: {metric: v}}}}`` for val
     and test. ``groups`` (E1, E2[, E3]) are task indices; None is the two-task default.
+    ``save_curve`` writes the curve's weights (``curve.pt``, for :func:`load_curve`); it is not part of the run id.
     """
     params = {"name": name, "kind": "extra-stage2", "endpoints": [Path(r["run_dir"]).name for r in ends],
               "spec": {k: spec[k] for k in ("dataset", "dataset_kw", "tasks", "architecture", "backbone",
@@ -78,7 +80,8 @@ def curve_run(out_dir, spec: dict, ends: Sequence[dict], name: str, n_points: in
         seed_everything(cfg.seed + 1)
         curve = curve_model([load_network(spec, r) for r in ends], family, n_points, init=init)
         hist = fit(curve, data, W.create("ls"), cfg, step_rule=ExtraStep(groups=params["groups"], alpha=alpha))
-        save_state(Path(out_dir) / run_id(params) / "curve.pt", curve.state_dict())
+        if save_curve:
+            save_state(Path(out_dir) / run_id(params) / "curve.pt", curve.state_dict())
         out = {"t": params["ts"]}
         for split in ("val", "test"):
             ev = evaluate_grid(curve, data, params["ts"], split, batch_size=cfg.batch_size * 4,

@@ -119,7 +119,7 @@ def run_study(out_dir, cfg: dict) -> dict:
                 ends = X.endpoint_runs(out_dir, study.derive(spec, weighting="ls"), s, endpoint_weights(roles, len(truth), cfg["other_weight"]),
                                        tag=f"-{method}")
                 rec = X.curve_run(out_dir, spec, ends, f"{method}-s{s}", 3, {**cfg["stage2"], "seed": s},
-                                  groups=roles, ts=cfg["ts"], bn_batches=cfg.get("bn_batches", 4))
+                                  groups=roles, ts=cfg["ts"], bn_batches=cfg.get("bn_batches", 4), save_curve=False)
                 i = pick_t(rec)
                 test = rec["metrics"]["test"]["metrics"][i]
                 row.update(t=rec["metrics"]["t"][i], mean_acc=mean_acc(test), delta_m=drop(test, base),

@@ -7,14 +7,14 @@ better), mean rank per dataset, and the rank agreement of methods between datase
 from __future__ import annotations
 
 import itertools
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
 from .. import claims, study
-from ..metrics import mean_rank, mean_se
+from ..metrics import mean_rank
 
 # Registry name -> the label the papers use (others keep their registry name).
 LABELS = {"ew": "Uniform", "uw": "UW", "dwa": "DWA", "gls": "GLS", "rlw": "RLW", "stch": "STCH", "famo": "FAMO",

@@ -25,7 +25,7 @@ from ..experiment import load_data, train_run
 from ..fronts import evaluate_at
 from ..metrics import mean_se
 from ..models import create_model
-from ..runs import run_id, run_or_load
+from ..runs import run_or_load
 from ..train import TrainConfig, fit, seed_everything
 from .. import weighting as W
 
