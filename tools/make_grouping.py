@@ -104,7 +104,7 @@ for i, m in enumerate(order):
     v = grouping.seed_values(result, m, "delta_m")
     ax.bar(i, v.mean(), color="lightgrey", edgecolor="k")
     ax.scatter(np.full(len(v), i), v, color="k", zorder=3, s=12)
-ax.set_xticks(range(len(order)), [grouping.LABELS[m] for m in order])
+ax.set_xticks(range(len(order)), [grouping.LABELS[m] for m in order], rotation=15)
 ax.axhline(0, color="grey", lw=0.8)
 ax.set_ylabel("Δm% ↓ vs uniform MTL")
 ax.set_title("EXTRA-L with each grouping")
@@ -113,7 +113,8 @@ for i, m in enumerate(aris):
     v = grouping.seed_values(result, m, "ari")
     axa.bar(i, v.mean(), color="tab:blue", alpha=0.6, edgecolor="k")
     axa.scatter(np.full(len(v), i), v, color="k", zorder=3, s=12)
-axa.set_xticks(range(len(aris)), [grouping.LABELS.get(m, f"spectral k={result['n_planted']}") for m in aris])
+axa.set_xticks(range(len(aris)), [grouping.LABELS.get(m, f"spectral k={result['n_planted']}") for m in aris],
+               rotation=15)
 axa.set_ylabel("ARI vs planted groups")
 axa.set_title("Agreement with the planted groups")
 fig.tight_layout()
