@@ -35,3 +35,22 @@ def tiny_mnist():
 def tmp_out(tmp_path):
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Two OpenMP threads on a shared 2-core machine stall for ~100× the work; one thread does not."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    """32×32 scenes with the NYUv2 task set (segmentation, depth, normal)."""
+    from mtl.experiment import load_data
+    data = load_data("scenes", height=32, width=32, train_scenes=2, val_scenes=1, test_scenes=1, scans_per_scene=2)
+    return data.select(["segmentation", "depth", "normal"])

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from mtl import weighting as W
-from mtl.experiment import load_data
 from mtl.models import ARCHITECTURES, architecture_names, create_model
 from mtl.models.backbones import Backbone
 from mtl.models.cross_stitch import CrossStitch
@@ -27,19 +26,9 @@ TINY = {  # tiny widths so every (architecture, backbone) pair trains in well un
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two OpenMP threads on a shared 2-core machine stall for ~100× the work; one thread does not."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
-@pytest.fixture(scope="module")
-def scenes():
-    data = load_data("scenes", height=32, width=32, train_scenes=2, val_scenes=1, test_scenes=1, scans_per_scene=2)
-    return data.select(["segmentation", "depth", "normal"])
 
 
 def build(arch, backbone, tasks, **arch_kw):

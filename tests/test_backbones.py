@@ -13,12 +13,7 @@ timm = pytest.importorskip("timm")
 SMALL_VIT = dict(img_size=(32, 32), patch_size=8, embed_dim=16, depth=2, num_heads=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def test_registered():

@@ -3,23 +3,13 @@ import pytest
 import torch
 
 from mtl import weighting as W
-from mtl.experiment import load_data
 from mtl.memory import PeakMemory, StepCost, step_cost
 from mtl.models import create_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
-@pytest.fixture(scope="module")
-def scenes():
-    data = load_data("scenes", height=32, width=32, train_scenes=2, val_scenes=1, test_scenes=1, scans_per_scene=2)
-    return data.select(["segmentation", "depth", "normal"])
 
 
 def test_exact_bytes_of_live_tensors():
