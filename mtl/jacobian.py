@@ -8,11 +8,14 @@ bounds memory by differentiating ``chunk_size`` tasks per backward (the graph is
 every chunk but the last unless ``retain_graph``). ``write_grads`` accumulates a flat vector into
 ``.grad`` of a parameter list.
 
-``gramian`` / ``block_gramian`` give G = JJᵀ (or cross-Gramians between batches) without forming
-J for ``nn.Linear`` layers: the per-task gradients w.r.t. each layer's *output* D [T, n, out]
-(one batched backward that computes no weight gradients) and its input X give the layer's
-block as ⟨D_s, (XXᵀ + 1) D_t⟩. Methods whose weights depend on G only then need one more
-ordinary backward of Σ_t w_t L_t; on the benchmark MLP this is ~2.5× cheaper than J.
+``FactoredJacobian`` keeps J without forming it: for ``nn.Linear`` layers the per-task gradients
+w.r.t. each layer's *output* D [T, n, out] (one batched backward that computes no weight
+gradients) and its input X. From them ``gramian`` / ``block_gramian`` give G = JJᵀ (or
+cross-Gramians between batches) as ⟨D_s, (XXᵀ + 1) D_t⟩ — methods whose weights depend on G only
+then need one more ordinary backward of Σ_t w_t L_t, ~2.5× cheaper than J on the benchmark MLP —
+and methods that keep per-task gradient state (DB-MTL, MoCo, ExcessMTL) update it in place
+layer by layer (``accumulate_into``, ``blocks``). ``DenseJacobian`` wraps a formed J behind the
+same interface.
 """
 from __future__ import annotations
 
@@ -37,11 +40,13 @@ def flatten(tensors: Sequence[torch.Tensor], batch: int | None = None) -> torch.
 
 
 def jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, chunk_size: int | None = None,
-             retain_graph: bool = False) -> torch.Tensor:
+             retain_graph: bool = False, rep: torch.Tensor | None = None) -> torch.Tensor:
     """J [T, d]: row t is the gradient of ``losses[t]`` w.r.t. ``inputs`` (flattened, concatenated).
 
     Inputs that a loss does not reach give zeros. With ``chunk_size=c`` the rows are computed
     ``c`` at a time (ceil(T/c) batched backward passes); ``c=1`` is the plain loop of T passes.
+    ``rep`` (the shared representation) lets separate task heads be crossed by one ordinary
+    backward instead of T batched rows each (see :func:`head_gradients`).
     """
     if losses.dim() != 1:
         raise ValueError(f"losses must be a vector [T], got shape {tuple(losses.shape)}")
@@ -49,16 +54,109 @@ def jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, chunk_size
     if not inputs:
         raise ValueError("jacobian needs at least one input tensor (no shared parameters?)")
     T = losses.numel()
+    if rep is not None and len(inputs) == 1 and inputs[0] is rep:
+        Dz = head_gradients(losses, rep, ())
+        if Dz is not None:
+            return Dz.reshape(T, -1)                                          # [T, numel(rep)]
+    grads = _batched_grads(losses, inputs, chunk_size, rep, inputs, retain_graph=retain_graph, materialize=True)
+    return flatten(grads, batch=T)                                            # [T, d]
+
+
+def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=True, materialize=False) -> list:
+    """Per target the stacked per-task gradients [T, *target.shape] (None if unreached, unless
+    ``materialize``): batched backward passes of the identity rows from ``losses``, or, when the
+    task heads above ``rep`` are separate, from ``rep`` with the heads' gradients as the rows."""
+    T = losses.numel()
     c = _check_chunk(chunk_size, T)
-    eye = torch.eye(T, dtype=losses.dtype, device=losses.device)           # [T, T]
-    rows = []
+    Dz = head_gradients(losses, rep, params) if rep is not None else None
+    if Dz is None:
+        outputs, rows = losses, torch.eye(T, dtype=losses.dtype, device=losses.device)   # [T, T]
+    else:
+        outputs, rows = rep, Dz                                                          # [T, *rep.shape]
+    chunks = []
     for start in range(0, T, c):
         last = start + c >= T
-        grads = torch.autograd.grad(losses, inputs, grad_outputs=eye[start:start + c],
-                                    retain_graph=retain_graph or not last, is_grads_batched=True,
-                                    allow_unused=True, materialize_grads=True)
-        rows.append(flatten(grads, batch=min(c, T - start)))                # [c, d]
-    return torch.cat(rows) if len(rows) > 1 else rows[0]                     # [T, d]
+        chunks.append(torch.autograd.grad(outputs, targets, grad_outputs=rows[start:start + c],
+                                          retain_graph=retain_graph or not last, is_grads_batched=True,
+                                          allow_unused=True, materialize_grads=materialize))
+    if len(chunks) == 1:
+        return list(chunks[0])
+    return [None if chunks[0][i] is None else torch.cat([ch[i] for ch in chunks]) for i in range(len(targets))]
+
+
+def _task_roots(losses: torch.Tensor):
+    """The stack node that assembles the T per-task losses (below any transform of the loss
+    vector such as log L) and its T input edges, or None when the graph has another shape."""
+    node, T = losses.grad_fn, losses.numel()
+    for _ in range(16):                                                       # a short chain of transforms
+        if node is None:
+            return None
+        nxt = [f for f, _ in node.next_functions if f is not None]
+        if type(node).__name__ == "StackBackward0" and len(node.next_functions) == T:
+            return node
+        if len(nxt) != 1:
+            return None
+        node = nxt[0]
+    return None
+
+
+def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """∂L_t/∂rep [T, *rep.shape] for every task from ONE ordinary backward, when the task heads are
+    separate: every node that consumes ``rep`` leads to one task's loss only, and no parameter in
+    ``params`` (the shared ones) is used above ``rep``. Hooks on the consumers split the summed
+    gradient by task. A batched backward of the identity rows would instead push T rows through
+    every head (T² head passes, mostly zeros). Transforms of the loss vector (log L) are applied
+    through their T×T Jacobian. Returns None when the graph does not have this shape.
+    """
+    z_node = getattr(rep, "grad_fn", None)
+    stack = _task_roots(losses) if z_node is not None else None
+    if stack is None:
+        return None
+    z_key, T = (z_node, rep.output_nr), losses.numel()
+    shared = {id(p) for p in params}
+    task_of: dict = {}                                                        # consumer node → task
+    for t, (root, _) in enumerate(stack.next_functions):
+        seen, todo = set(), [root] if root is not None else []
+        while todo:
+            node = todo.pop()
+            if node in seen or node is z_node:
+                continue
+            seen.add(node)
+            var = getattr(node, "variable", None)
+            if var is not None and id(var) in shared:
+                return None                                                   # a shared parameter above rep
+            for nxt in node.next_functions:
+                if nxt == z_key:
+                    if task_of.setdefault(node, t) != t:
+                        return None                                           # a consumer shared by two tasks
+                elif nxt[0] is not None:
+                    todo.append(nxt[0])
+    if not task_of:
+        return None
+    Dz = torch.zeros(T, *rep.shape, dtype=rep.dtype, device=rep.device)       # [T, *rep.shape]
+
+    def capture(node, t):
+        slots = [k for k, nxt in enumerate(node.next_functions) if nxt == z_key]
+
+        def hook(grad_inputs, grad_outputs):
+            for k in slots:
+                if grad_inputs[k] is not None:
+                    Dz[t] += grad_inputs[k]
+        return node.register_hook(hook)
+
+    handles = [capture(node, t) for node, t in task_of.items()]
+    handles.append(stack.register_prehook(lambda grad_outputs: (torch.ones_like(grad_outputs[0]),)))
+    try:                                                                      # every task's loss with weight 1
+        torch.autograd.grad(losses, [rep], grad_outputs=torch.ones_like(losses), retain_graph=True)
+    finally:
+        for h in handles:
+            h.remove()
+    if losses.grad_fn is not stack:                                           # Dz ← A Dz, A = ∂(transformed)/∂L
+        A = torch.autograd.grad(losses, [torch.autograd.graph.GradientEdge(stack, 0)],
+                                grad_outputs=torch.eye(T, dtype=losses.dtype, device=losses.device),
+                                retain_graph=True, is_grads_batched=True)[0]  # [T, T]
+        Dz = (A.to(Dz.dtype) @ Dz.reshape(T, -1)).view_as(Dz)
+    return Dz
 
 
 def write_grads(params: Sequence[torch.Tensor], grads, accumulate: bool = True) -> None:
@@ -148,71 +246,228 @@ def _layer_cross_gram(Da: torch.Tensor, Xa: torch.Tensor, Db: torch.Tensor, Xb: 
     return G + Da.sum(1) @ Db.sum(1).T if bias else G
 
 
-def _gram_parts(losses, params, chunk_size):
-    """Per Linear layer (weight id, D [T, n, out], X, has bias) and the Jacobian of the other parameters."""
-    layers = _linear_layers(losses, params)
-    covered = {id(w) for _, _, w, _ in layers} | {id(b) for *_, b in layers if b is not None}
-    rest = [p for p in params if id(p) not in covered]
-    edges = [torch.autograd.graph.GradientEdge(node, 0) for node, *_ in layers]
-    T, c = losses.numel(), _check_chunk(chunk_size, losses.numel())
-    eye = torch.eye(T, dtype=losses.dtype, device=losses.device)
-    chunks = []
-    for start in range(0, T, c):
-        chunks.append(torch.autograd.grad(losses, edges + rest, grad_outputs=eye[start:start + c],
-                                          retain_graph=True, is_grads_batched=True, allow_unused=True))
-    outs = [None if chunks[0][i] is None else torch.cat([ch[i] for ch in chunks])   # None: unused (e.g. LTB's
-            for i in range(len(edges) + len(rest))]                                    # unselected branches)
-    parts = {id(w): (D, X, b is not None) for (_, X, w, b), D in zip(layers, outs[:len(edges)])}
-    J_rest = flatten([g if g is not None else torch.zeros(T, *p.shape, dtype=p.dtype, device=p.device)
-                      for g, p in zip(outs[len(edges):], rest)], batch=T) if rest else None
-    return parts, J_rest
+class DenseJacobian:
+    """A formed Jacobian J [T, d] behind the interface of :class:`FactoredJacobian` (rep mode, ``aggregate``)."""
+
+    def __init__(self, J: torch.Tensor):
+        if J.dim() != 2:
+            raise ValueError(f"J must be a matrix [T, d], got shape {tuple(J.shape)}")
+        self.J = J
+        self.T, self.d = J.shape
+        self.dtype, self.device = J.dtype, J.device
+
+    def dense(self) -> torch.Tensor:
+        return self.J                                                         # [T, d]
+
+    def gram(self) -> torch.Tensor:
+        return self.J @ self.J.T                                              # [T, T]
+
+    def sq_norms(self) -> torch.Tensor:
+        return self.J.square().sum(1)                                         # [T]
+
+    def combine(self, w: torch.Tensor) -> torch.Tensor:
+        return _as_rows(w, self.T, self.J).view(-1) @ self.J                  # [d]
+
+    def accumulate_into(self, out: torch.Tensor, *, beta: float = 1.0, scale=1.0) -> torch.Tensor:
+        """out ← β·out + diag(scale)·J in place (``scale`` a number or [T]); β = 0 ignores out's values."""
+        _check_out(out, self.T, self.d)
+        scale = _as_rows(scale, self.T, self.J)                               # [T, 1]
+        if beta == 0:
+            return torch.mul(self.J, scale, out=out)
+        return out.mul_(beta).add_(self.J * scale)
+
+    def blocks(self, max_cols: int = 1 << 16):
+        """(offset, J[:, offset:offset + k]) for consecutive column blocks of at most ``max_cols``."""
+        for off in range(0, self.d, max_cols):
+            yield off, self.J[:, off:off + max_cols]
+
+
+class FactoredJacobian:
+    """The Jacobian of T losses w.r.t. ``params`` kept as factors, so that J [T, d] is never formed.
+
+    For every ``nn.Linear``-style product y = X Wᵀ + b in the losses' graph (found by walking it),
+    the per-task gradients w.r.t. the layer *output* D [T, n, out] (one batched backward that
+    forms no weight gradients) and the input X [n, in]: task t's weight rows are D_tᵀX, its bias
+    rows Σ_n D_t. Other parameters get their rows dense. From the factors: the Gram matrix
+    (⟨D_s, (XXᵀ+1) D_t⟩, TorchJD's autogram idea), squared row norms, wᵀJ, an in-place update
+    out ← β·out + diag(s)·J written layer by layer with one ``baddbmm`` (the per-task state of
+    DB-MTL and MoCo), and column blocks built on the fly (ExcessMTL). Columns follow
+    ``flatten(params)``. The graph is retained (the caller backpropagates a combination next).
+    With ``rep`` (the shared representation) and separate task heads the batched backward starts
+    at ``rep`` from :func:`head_gradients` instead of pushing T rows through every head.
+    """
+
+    def __init__(self, losses: torch.Tensor, params: Sequence[torch.Tensor], *, chunk_size: int | None = None,
+                 rep: torch.Tensor | None = None):
+        if losses.dim() != 1:
+            raise ValueError(f"losses must be a vector [T], got shape {tuple(losses.shape)}")
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("a Jacobian needs at least one input tensor (no shared parameters?)")
+        layers = _linear_layers(losses, self.params)
+        covered = {id(w) for _, _, w, _ in layers} | {id(b) for *_, b in layers if b is not None}
+        rest = [p for p in self.params if id(p) not in covered]
+        edges = [torch.autograd.graph.GradientEdge(node, 0) for node, *_ in layers]
+        self.T = losses.numel()
+        self.d = sum(p.numel() for p in self.params)
+        self.dtype, self.device = self.params[0].dtype, self.params[0].device
+        outs = _batched_grads(losses, edges + rest, chunk_size, rep, self.params)   # None: not reached
+        # per layer (D [T, n, out] or None, X [n, in], weight, bias | None); keyed by the weight's id
+        self.layers = {id(w): (D, X, w, b) for (_, X, w, b), D in zip(layers, outs[:len(edges)])}
+        self.rest = {id(p): g for p, g in zip(rest, outs[len(edges):])}        # [T, *p.shape] or None
+        self._bias_of = {id(b): id(w) for _, _, w, b in layers if b is not None}
+
+    def _rest_rows(self) -> torch.Tensor | None:
+        ps = [p for p in self.params if id(p) in self.rest]
+        if not ps:
+            return None
+        return flatten([self.rest[id(p)] if self.rest[id(p)] is not None else
+                        torch.zeros(self.T, *p.shape, dtype=p.dtype, device=p.device) for p in ps], batch=self.T)
+
+    def _pieces(self, scale=None):
+        """(offset, parameter, kind, factors) per parameter in column order; D pre-multiplied by scale [T]."""
+        off = 0
+        for p in self.params:
+            if id(p) in self.layers or id(p) in self._bias_of:
+                D, X, w, _ = self.layers[self._bias_of.get(id(p), id(p))]
+                if D is not None and scale is not None:
+                    D = D * scale.view(-1, 1, 1).to(D.dtype)                  # [T, n, out]
+                yield off, p, ("weight" if p is w else "bias"), (D, X)
+            else:
+                g = self.rest[id(p)]
+                if g is not None and scale is not None:
+                    g = g * scale.view(-1, *[1] * p.dim()).to(g.dtype)
+                yield off, p, "rest", (g, None)
+            off += p.numel()
+
+    def dense(self) -> torch.Tensor:
+        """J [T, d] (formed: for tests and diagnostics; the methods use the factors)."""
+        out = torch.empty(self.T, self.d, dtype=self.dtype, device=self.device)
+        return self.accumulate_into(out, beta=0.0)
+
+    def gram(self, other: "FactoredJacobian | None" = None) -> torch.Tensor:
+        """J Jᵀ [T, T], or with ``other`` (the same parameters, another batch's losses) J J_otherᵀ."""
+        other = self if other is None else other
+        if set(self.layers) != set(other.layers):
+            raise RuntimeError("the loss groups' graphs use the shared layers differently; their cross-Gramian is undefined")
+        G = torch.zeros(self.T, other.T, dtype=self.dtype, device=self.device)
+        for key, (Da, Xa, _, b) in self.layers.items():
+            Db, Xb = other.layers[key][:2]
+            if Da is not None and Db is not None:
+                G += _layer_cross_gram(Da, Xa, Db, Xb, b is not None)
+        ra, rb = self._rest_rows(), other._rest_rows()
+        return G if ra is None else G + ra @ rb.T
+
+    def sq_norms(self) -> torch.Tensor:
+        """‖g_t‖² [T] (the Gram diagonal): per layer ⟨D_t D_tᵀ, XXᵀ + 1⟩, or ‖D_tᵀX‖² when n > in."""
+        total = torch.zeros(self.T, dtype=self.dtype, device=self.device)
+        for D, X, _, b in self.layers.values():
+            if D is None:
+                continue
+            if X.shape[0] <= X.shape[1]:
+                K = X @ X.T + (1.0 if b is not None else 0.0)                 # [n, n]
+                total += (torch.bmm(D, D.transpose(1, 2)) * K).sum((1, 2))    # [T, n, n] → [T]
+            else:
+                total += torch.bmm(D.transpose(1, 2), X.expand(self.T, *X.shape)).square().sum((1, 2))
+                if b is not None:
+                    total += D.sum(1).square().sum(1)
+        r = self._rest_rows()
+        return total if r is None else total + r.square().sum(1)
+
+    def combine(self, w: torch.Tensor) -> torch.Tensor:
+        """wᵀJ [d] = Σ_t w_t g_t from the factors (one [out, n]·[n, in] product per layer)."""
+        out = torch.empty(self.d, dtype=self.dtype, device=self.device)
+        for off, p, kind, (A, X) in self._pieces(_as_rows(w, self.T, out).view(-1)):
+            blk = out[off:off + p.numel()]
+            if A is None:
+                blk.zero_()
+            elif kind == "weight":
+                torch.mm(A.sum(0).T, X, out=blk.view(p.shape))                # [out, n] @ [n, in]
+            else:
+                blk.copy_(A.sum((0, 1)) if kind == "bias" else A.sum(0).reshape(-1))
+        return out
+
+    def accumulate_into(self, out: torch.Tensor, *, beta: float = 1.0, scale=1.0) -> torch.Tensor:
+        """out [T, d] ← β·out + diag(scale)·J in place, without a J temporary; β = 0 ignores out's values."""
+        _check_out(out, self.T, self.d)
+        s = None if isinstance(scale, (int, float)) and scale == 1 else _as_rows(scale, self.T, out).view(-1)   # [T]
+        for off, p, kind, (A, X) in self._pieces(s):
+            blk = out[:, off:off + p.numel()]                                 # [T, numel] (a strided view)
+            if A is None:
+                blk.mul_(beta) if beta != 0 else blk.zero_()
+            elif kind == "weight":
+                v = blk.view(self.T, *p.shape)                                # [T, out, in]
+                torch.baddbmm(v, A.transpose(1, 2), X.expand(self.T, *X.shape), beta=beta, out=v)
+            else:
+                A = A.sum(1) if kind == "bias" else A.reshape(self.T, -1)     # [T, numel]
+                blk.copy_(A) if beta == 0 else blk.mul_(beta).add_(A)
+        return out
+
+    def blocks(self, max_cols: int = 1 << 16):
+        """(offset, J[:, offset:offset + k]) for column blocks, each built when asked: the blocks of a weight
+        are D_tᵀX over max(1, max_cols // in) output rows at a time (k ≤ max_cols unless one row is wider).
+        A weight's blocks share one buffer: each is valid until the next one is asked for (no per-block
+        allocation, which on CPU costs page faults of the block's size)."""
+        for off, p, kind, (A, X) in self._pieces():
+            if A is None:
+                yield off, torch.zeros(self.T, p.numel(), dtype=p.dtype, device=p.device)
+            elif kind == "weight":
+                n_out, n_in = p.shape
+                rows = min(n_out, max(1, max_cols // n_in))
+                At = A.transpose(1, 2).contiguous()                           # [T, out, n]
+                buf = torch.empty(self.T * rows * n_in, dtype=A.dtype, device=A.device)
+                for r in range(0, n_out, rows):                               # [T·rows, n] @ [n, in]: one GEMM
+                    m = min(rows, n_out - r)
+                    blk = buf[:self.T * m * n_in].view(self.T * m, n_in)
+                    torch.mm(At[:, r:r + m].reshape(-1, X.shape[0]), X, out=blk)
+                    yield off + r * n_in, blk.view(self.T, -1)
+            else:
+                A = A.sum(1) if kind == "bias" else A.reshape(self.T, -1)     # [T, numel]
+                for c in range(0, p.numel(), max_cols):
+                    yield off + c, A[:, c:c + max_cols]
+
+
+def _check_out(out: torch.Tensor, T: int, d: int) -> None:
+    if out.shape != (T, d) or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous [T, d] = [{T}, {d}] tensor, got shape {tuple(out.shape)}"
+                         f"{'' if out.is_contiguous() else ' (not contiguous)'}")
+
+
+def _as_rows(scale, T: int, like: torch.Tensor) -> torch.Tensor:
+    """A number or a [T] vector as a [T, 1] column of ``like``'s dtype and device."""
+    s = torch.as_tensor(scale, dtype=like.dtype, device=like.device)
+    if s.dim() == 0:
+        return s.expand(T, 1)
+    if s.shape != (T,):
+        raise ValueError(f"scale must be a number or a vector [T] = [{T}], got shape {tuple(s.shape)}")
+    return s.view(T, 1)
 
 
 def block_gramian(groups: Sequence[torch.Tensor], params: Sequence[torch.Tensor], *,
                   chunk_size: int | None = None) -> torch.Tensor:
     """The Gram matrix [ΣT_i, ΣT_i] of the stacked Jacobians of several loss vectors, each with its own
-    graph (e.g. the losses of different batches), w.r.t. ``params``, without materialising J for
-    ``nn.Linear`` layers.
-
-    For a layer y = X Wᵀ + b the block J_a J_bᵀ is ⟨D_a, K D_b⟩ with D the per-task gradients w.r.t.
-    y (one batched backward, as in :func:`jacobian`, but w.r.t. layer outputs, so no weight
-    gradients are formed) and K = X_a X_bᵀ + 1: the idea of TorchJD's autogram engine, found here
-    by walking the autograd graph. Parameters of other layers go through the plain Jacobian. The
-    graphs are retained (the caller backpropagates the weighted losses next).
-    """
+    graph (e.g. the losses of different batches), w.r.t. ``params``, without forming J for
+    ``nn.Linear`` layers (see :class:`FactoredJacobian`). The graphs are retained."""
     params = list(params)
-    parts = [_gram_parts(L.reshape(-1), params, chunk_size) for L in groups]
-    sizes = [L.numel() for L in groups]
-    offs = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    facs = [FactoredJacobian(L.reshape(-1), params, chunk_size=chunk_size) for L in groups]
+    offs = [0]
+    for f in facs:
+        offs.append(offs[-1] + f.T)
     G = torch.zeros(offs[-1], offs[-1], dtype=groups[0].dtype, device=groups[0].device)
-    for i in range(len(parts)):
+    for i in range(len(facs)):
         for j in range(i + 1):
-            blk = _cross_block(parts[i], parts[j])
+            blk = facs[i].gram(facs[j])
             G[offs[i]:offs[i + 1], offs[j]:offs[j + 1]] = blk
             G[offs[j]:offs[j + 1], offs[i]:offs[i + 1]] = blk.T
     return G
 
 
-def _cross_block(a, b) -> torch.Tensor:
-    """J_a J_bᵀ from two groups' layer parts and other-parameter Jacobians (see :func:`_gram_parts`)."""
-    (pa, ra), (pb, rb) = a, b
-    if set(pa) != set(pb):
-        raise RuntimeError("the loss groups' graphs use the shared layers differently; their cross-Gramian is undefined")
-    blk = None
-    for key, (Da, Xa, bias) in pa.items():
-        Db, Xb, _ = pb[key]
-        g = _layer_cross_gram(Da, Xa, Db, Xb, bias)
-        blk = g if blk is None else blk + g
-    if ra is not None:
-        blk = ra @ rb.T if blk is None else blk + ra @ rb.T
-    return blk
-
-
 def gramian(losses: torch.Tensor, params: Sequence[torch.Tensor], *, other: torch.Tensor | None = None,
-            chunk_size: int | None = None) -> torch.Tensor:
+            chunk_size: int | None = None, rep: torch.Tensor | None = None) -> torch.Tensor:
     """G = J Jᵀ [T, T] of ``losses`` w.r.t. ``params`` without forming J for linear layers (see
-    :func:`block_gramian`), or with ``other`` (the losses of another batch) the cross-Gramian J Jₒᵀ."""
+    :class:`FactoredJacobian`), or with ``other`` (the losses of another batch) the cross-Gramian J Jₒᵀ.
+    ``rep``: the shared representation of ``losses``' graph (separate heads crossed once)."""
+    fa = FactoredJacobian(losses.reshape(-1), params, chunk_size=chunk_size, rep=rep)
     if other is None:
-        return block_gramian([losses], params, chunk_size=chunk_size)
-    params = list(params)
-    return _cross_block(_gram_parts(losses, params, chunk_size), _gram_parts(other, params, chunk_size))
+        return fa.gram()
+    return fa.gram(FactoredJacobian(other.reshape(-1), params, chunk_size=chunk_size))

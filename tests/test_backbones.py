@@ -125,3 +125,19 @@ def test_table_viii_structures_stage_and_train(key):
     model = create_model("mtan", "vit", [T.depth()], model_name=key, img_size=size, **kw)
     model(x)["depth"].mean().backward()
     assert model.encoder[0].body is not None and all(p.grad is not None for p in model.task_parameters("depth"))
+
+
+def test_relative_checkpoint_paths_resolve_from_the_repository(tmp_path, monkeypatch):
+    """Run specs store checkpoints relative to the checkout, so they load from any working folder."""
+    from mtl.paths import repo_root
+    folder = repo_root() / "runs" / ".test-tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        path = save_checkpoint(create_vit("vit_tiny_patch16_224", **SMALL_VIT), folder / "rel.pth")
+        monkeypatch.chdir(tmp_path)
+        vit = create_vit("vit_tiny_patch16_224", checkpoint=str(path.relative_to(repo_root())), **SMALL_VIT)
+        assert vit.pos_embed.shape[1] > 1
+    finally:
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()

@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from mtl.jacobian import _linear_layers, block_gramian, flatten, gramian, jacobian, split_parameters, write_grads
+from mtl.jacobian import (DenseJacobian, FactoredJacobian, _linear_layers, block_gramian, flatten, gramian, head_gradients,
+                          jacobian, split_parameters, write_grads)
+import mtl.weighting as W
 from mtl.models import MultiTaskModel
 from mtl.weighting import GradientWeighting, StepContext
 
@@ -163,3 +165,143 @@ def test_gram_path_writes_the_weighted_jacobian():
     torch.testing.assert_close(got, torch.tensor([0.5, 2.0, -1.0]) @ J)
     for p, g in zip(model.heads.parameters(), heads[0]):
         torch.testing.assert_close(p.grad, g)
+
+
+# ----------------------------------------------------------------------------- J in factored form (per-task state without J)
+@pytest.mark.parametrize("n,chunk", [(3, None), (40, 2)])
+def test_factored_jacobian_matches_the_formed_one(n, chunk):
+    """dense(), blocks(), sq_norms() and accumulate_into(β, scale) of the factors equal the same on J itself."""
+    torch.manual_seed(0)
+    net = _Mixed()
+    params = list(net.parameters())
+    L = _mixed_losses(net, n, 1)
+    J = jacobian(L, params, retain_graph=True)                            # [3, d]
+    fac = FactoredJacobian(L, params, chunk_size=chunk)
+    torch.testing.assert_close(fac.dense(), J)
+    cols = torch.zeros_like(J)
+    for off, blk in fac.blocks(max_cols=9):                               # small blocks: several per weight
+        assert blk.shape[1] <= 9                                          # every row fits (in ≤ 7)
+        cols[:, off:off + blk.shape[1]] += blk
+    torch.testing.assert_close(cols, J)
+    torch.testing.assert_close(fac.sq_norms(), (J * J).sum(1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fac.gram(), J @ J.T, rtol=1e-5, atol=1e-6)
+    Y0, s = torch.randn_like(J), torch.tensor([0.5, -2.0, 3.0])
+    for jac in (fac, DenseJacobian(J)):
+        torch.testing.assert_close(jac.accumulate_into(Y0.clone(), beta=0.7, scale=s), 0.7 * Y0 + s[:, None] * J)
+        torch.testing.assert_close(jac.accumulate_into(torch.full_like(J, float("nan")), beta=0.0), J)   # β=0 ignores out
+    with pytest.raises(ValueError, match="contiguous"):
+        fac.accumulate_into(torch.zeros(J.shape[1], 3).T)
+    with pytest.raises(ValueError, match="scale must be"):
+        fac.accumulate_into(torch.zeros_like(J), scale=torch.ones(2))
+
+
+def _literal(name):
+    """The three tracking methods written out literally on a formed J (LibMTL's arithmetic): step(J, L) → (d, w)."""
+    from mtl.weighting._linalg import project_simplex
+    st = {"k": 0, "Y": None, "lam": None, "e0": None, "w": None}
+
+    def dbmtl(J, L):                                       # J: gradients of log L
+        st["k"] += 1
+        st["Y"] = (1 - 0.9) * J if st["Y"] is None else 0.9 * st["Y"] + 0.1 * J
+        n = st["Y"].norm(dim=1)
+        a = n.max() / n
+        return a @ st["Y"], a
+
+    def moco(J, L):
+        st["k"] += 1
+        k, T = st["k"], J.shape[0]
+        if st["Y"] is None:
+            st["Y"], st["lam"] = torch.zeros_like(J), torch.full((T,), 1.0 / T, dtype=torch.float64)
+        b = min(0.5 / k**0.5, 1.0)
+        st["Y"] = st["Y"] - b * (st["Y"] - (L / J.norm(dim=1))[:, None] * J)
+        YY = (st["Y"] @ st["Y"].T).double()
+        st["lam"] = project_simplex(st["lam"] - 0.1 / k**0.5 * (YY @ st["lam"]))
+        lam = st["lam"].float()
+        return lam @ st["Y"], lam
+
+    def excessmtl(J, L):
+        T = J.shape[0]
+        st["Y"] = J * J if st["Y"] is None else st["Y"] + J * J
+        e = (J * J / (st["Y"] + 1e-7).sqrt()).sum(1).double()
+        if st["e0"] is None:
+            st["e0"], st["w"] = e, torch.ones(T, dtype=torch.float64)
+        else:
+            w = st["w"] * torch.exp(1e-2 * e / st["e0"])
+            st["w"] = w / w.sum() * T
+        w = st["w"].float()
+        return w @ J, w
+
+    return locals()[name]
+
+
+@pytest.mark.parametrize("with_rep", [False, True])
+@pytest.mark.parametrize("name", ["dbmtl", "moco", "excessmtl"])
+def test_tracking_methods_match_their_literal_algorithm(name, with_rep):
+    """Over several steps, the factored "param" path (J never formed) writes the shared gradients and
+    weights of the method's algorithm written out literally on each step's formed J."""
+    fast, ref = _model(), _model()
+    wf, literal = W.create(name), _literal(name)
+    assert wf.tracks
+    for step in range(4):
+        fast.zero_grad(set_to_none=True)
+        Lf, zf = _losses(fast, seed=step)
+        logs = wf.backward(Lf, StepContext(model=fast, batch=(), rep=zf if with_rep else None, loss_fn=None,
+                                           next_batch=None))
+        Lr, _ = _losses(ref, seed=step)
+        Lt = torch.log(Lr + 1e-8) if name == "dbmtl" else Lr
+        J = jacobian(Lt, ref.shared_parameters(), retain_graph=True)
+        d, w = literal(J.detach(), Lt.detach())
+        torch.testing.assert_close(logs["weights"], w.to(logs["weights"].dtype), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(flatten([p.grad for p in fast.shared_parameters()]), d, rtol=1e-4, atol=1e-6)
+        with torch.no_grad():                                             # move both models the same way
+            for pf, pr in zip(fast.shared_parameters(), ref.shared_parameters()):
+                pf.sub_(0.1 * pf.grad)
+                pr.sub_(0.1 * pf.grad)
+
+
+def test_factored_combine_and_norms_in_both_regimes():
+    """combine(w) = wᵀJ, and sq_norms on the n > in branch (more rows than inputs) as on n ≤ in."""
+    torch.manual_seed(0)
+    net = _Mixed()
+    params = list(net.parameters())
+    for n in (3, 40):
+        L = _mixed_losses(net, n, 2)
+        J = jacobian(L, params, retain_graph=True)
+        fac = FactoredJacobian(L, params)
+        w = torch.tensor([1.0, -0.5, 2.0])
+        torch.testing.assert_close(fac.combine(w), w @ J, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(DenseJacobian(J).combine(w), w @ J)
+        torch.testing.assert_close(fac.sq_norms(), (J * J).sum(1), rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- separate heads crossed once
+def test_head_gradients_equal_the_batched_jacobian_at_the_representation():
+    """One ordinary backward with hooks on the heads gives ∂L_t/∂z for every t, also through log L."""
+    model = _model(T=4)
+    L, z = _losses(model)
+    shared = model.shared_parameters()
+    for losses in (L, torch.log(L + 1e-8)):
+        Jz = jacobian(losses, [z], retain_graph=True)                      # [T, n·4], batched rows
+        Dz = head_gradients(losses, z, shared)
+        assert Dz is not None and Dz.shape == (4, *z.shape)
+        torch.testing.assert_close(Dz.reshape(4, -1), Jz, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(jacobian(losses, [z], rep=z, retain_graph=True), Jz, rtol=1e-5, atol=1e-7)
+        fac = FactoredJacobian(losses, shared, rep=z)
+        torch.testing.assert_close(fac.dense(), jacobian(losses, shared, retain_graph=True), rtol=1e-5, atol=1e-7)
+    assert all(p.grad is None for p in model.parameters())                # nothing written
+
+
+def test_head_gradients_refuse_graphs_without_separate_heads():
+    """A consumer of z shared by two tasks, a shared parameter above z, or a non-stacked loss vector: None."""
+    model = _model(T=2)
+    x = torch.randn(6, 5)
+    z = model.encode(x)
+    shared = model.shared_parameters()
+    a = model.heads["t0"](z)
+    assert head_gradients(torch.stack([a.mean(), (2 * a).pow(2).mean()]), z, shared) is None   # one head, two tasks
+    reuse = z @ model.encoder[2].weight                                                         # [6, 7]: a shared
+    assert head_gradients(torch.stack([model.heads["t0"](z).mean(), reuse.mean()]), z, shared) is None
+    skip = model.encoder[0](x).mean()                                                           # bypasses z
+    assert head_gradients(torch.stack([model.heads["t0"](z).mean(), model.heads["t1"](z).mean() + skip]), z,
+                          shared) is None
+    assert head_gradients(torch.cat([model.heads["t0"](z).mean(0), model.heads["t1"](z).mean(0)]), z, shared) is None

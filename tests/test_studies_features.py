@@ -59,3 +59,14 @@ def test_reference_rows_transcribed():
     r2, r3 = F.SEED004_TABLE2_NYUD_R18_MTO["rows"], F.SEED004_TABLE3_NYUD_R50_URL["rows"]
     assert r2["URL"]["delta_m"] == -0.16 and r3["URL"]["delta_m"] == 1.91
     assert max(r3, key=lambda m: r3[m]["delta_m"]) == "URL"     # Table III: URL is best on NYUD-v2, ResNet-50
+
+
+def test_reference_tables_agree_with_each_other():
+    """The per-metric rows and the Δm-only tables of seed 004 are transcribed once and must agree."""
+    from mtl import reference as R
+    alias = {"Nash-MTL": "NashMTL"}
+    for m, row in R.SEED004_TABLE2_NYUD_R18_ROWS.items():
+        assert R.SEED004_TABLE2_DELTA["rows"][alias.get(m, m)][0] == row["delta_m"], m
+    for m, row in R.SEED004_TABLE3_NYUD_R50_ROWS.items():
+        assert R.SEED004_TABLE3_DELTA["rows"][alias.get(m, m)] == row["delta_m"], m
+    assert R.SEED004_TABLE2_NYUD_R18["rows"]["Grid Search"] is R.SEED004_TABLE2_NYUD_R18_ROWS["Grid Search"]

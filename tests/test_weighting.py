@@ -189,7 +189,7 @@ def test_trains_a_tiny_model(name, mode):
 def test_needs_tells_the_loop_what_to_keep():
     assert W.create("ew").needs == "losses"
     assert W.create("mgda").needs == "rep"                # MGDA-UB by default (seed 002 Table 1)
-    assert W.create("mgda", mode="param").needs == "jacobian"
+    assert W.create("mgda", mode="param").needs == "rep"  # param mode starts the batched backward there
     assert W.create("autolambda").needs == "losses"
 
 
@@ -224,3 +224,26 @@ def test_gradnorm_renormalises_after_step():
 
 def test_three_batch_methods_declare_it():
     assert W.create("modo").batches == 3 and W.create("sdmgrad").batches == 3
+
+
+class _LSTMEncoder(nn.Module):
+    """An encoder with an LSTM, like QM9's Set2Set readout (oneDNN's LSTM has no forward-AD rule)."""
+
+    def __init__(self, d_in=6, width=8):
+        super().__init__()
+        self.lin, self.lstm = nn.Linear(d_in, width), nn.LSTM(width, width)
+
+    def forward(self, x):
+        out, _ = self.lstm(torch.tanh(self.lin(x))[None])                   # [1, n, width]
+        return out[0]
+
+
+def test_modo_trains_through_an_lstm():
+    """MoDo's forward-mode product J₁v runs on models with an LSTM (it crashed on QM9's MPNN)."""
+    torch.manual_seed(0)
+    model = MultiTaskModel(_LSTMEncoder(), {f"t{i}": nn.Linear(8, 1) for i in range(3)})
+    before = [p.detach().clone() for p in model.encoder.parameters()]
+    hist = fit(model, tiny_bundle(), W.create("modo"),
+               TrainConfig(epochs=1, batch_size=8, max_steps_per_epoch=2, device="cpu", seed=1))
+    assert all(math.isfinite(v) for v in hist.epochs[-1]["train_loss"].values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters()))

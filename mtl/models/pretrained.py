@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..paths import repo_root
+
 # seed 004 Table VIII, keyed by the initialisation names of its Table IV
 VFM_INITIALISATIONS: dict[str, str] = {
     "imagenet-1k": "vit_base_patch16_384.augreg_in1k",
@@ -81,7 +83,9 @@ def create_vit(model_name: str, *, pretrained: bool = False, checkpoint: str | P
     :param model_name: a timm model name or a key of :data:`VFM_INITIALISATIONS`.
     :param pretrained: load weights through timm (from ``checkpoint`` if given, else from the hub).
     :param checkpoint: a local state-dict file (implies ``pretrained``); a missing file or missing
-        keys raise instead of silently leaving layers random.
+        keys raise instead of silently leaving layers random. A relative path not found from the
+        working folder is taken from the repository root (run specs store it that way, so a moved
+        checkout keeps its run ids).
     :param timm_kw: passed to ``timm.create_model`` (``img_size``, ``patch_size``, ``depth``, ...).
     """
     timm = timm_module()
@@ -89,8 +93,10 @@ def create_vit(model_name: str, *, pretrained: bool = False, checkpoint: str | P
     overlay = None
     if checkpoint is not None:
         path = Path(checkpoint)
+        if not path.is_absolute() and not path.is_file():
+            path = repo_root() / path
         if not path.is_file():
-            raise FileNotFoundError(f"checkpoint file {path} does not exist")
+            raise FileNotFoundError(f"checkpoint file {checkpoint} does not exist (nor under {repo_root()})")
         pretrained, overlay = True, dict(file=str(path))
     with _timm_load_log() as log:
         model = timm.create_model(name, pretrained=pretrained, pretrained_cfg_overlay=overlay, num_classes=0, **timm_kw)

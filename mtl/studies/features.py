@@ -13,39 +13,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, distill, study
+from .. import claims, distill, reference, study
 from ..experiment import load_data, train_run
 from ..runs import run_or_load
 
-# seed 004, Table II (NYUD-v2, ResNet-18) and Table III (NYUD-v2, ResNet-50): the rows of the methods
-# this section runs. Columns: Seg. mIoU ↑, Dep. RMSE ↓, Norm. mErr ↓, Edge odsF ↑, Δm% ↑ (improvement).
-_COLS = {"segmentation/miou": True, "depth/rmse": False, "normal/mean": False, "edge/odsf": True}
-
-
-def _row(seg, dep, nor, edge, dm):
-    return {"segmentation/miou": seg, "depth/rmse": dep, "normal/mean": nor, "edge/odsf": edge, "delta_m": dm}
-
-
-SEED004_TABLE2_NYUD_R18_MTO = {
-    "source": "seed 004, Table II, NYUD-v2, ResNet-18 (AvgNorm is not in Table II)",
-    "columns": _COLS,
-    "rows": {"Single-task": _row(39.38, 0.6111, 21.94, 72.40, 0.00),
-             "Uniform": _row(39.70, 0.6030, 23.37, 67.10, -2.93),
-             "Grid Search": _row(39.87, 0.5999, 22.74, 72.40, -0.15),
-             "CAGrad": _row(40.22, 0.6052, 23.03, 72.80, -0.34),
-             "Nash-MTL": _row(39.59, 0.5979, 22.37, 72.90, +0.35),
-             "URL": _row(40.17, 0.5940, 22.70, 71.00, -0.16)},
-}
-SEED004_TABLE3_NYUD_R50_URL = {
-    "source": "seed 004, Table III, NYUD-v2, ResNet-50",
-    "columns": _COLS,
-    "rows": {"Single-task": _row(42.94, 0.5905, 20.54, 73.40, 0.00),
-             "Uniform": _row(43.70, 0.5733, 21.71, 73.50, -0.22),
-             "Grid Search": _row(43.98, 0.5735, 21.47, 74.60, +0.60),
-             "CAGrad": _row(43.84, 0.5789, 21.70, 74.60, +0.02),
-             "Nash-MTL": _row(43.93, 0.5741, 21.17, 74.60, +0.62),
-             "URL": _row(44.98, 0.5598, 20.84, 74.20, +1.91)},
-}
+# seed 004, Tables II and III (NYUD-v2): the rows of the methods this section runs (mtl.reference).
+SEED004_TABLE2_NYUD_R18_MTO = {"source": "seed 004, Table II, NYUD-v2, ResNet-18 (AvgNorm is not in Table II)",
+                               "columns": reference.SEED004_NYUD_COLUMNS, "rows": reference.SEED004_TABLE2_NYUD_R18_ROWS}
+SEED004_TABLE3_NYUD_R50_URL = {"source": "seed 004, Table III, NYUD-v2, ResNet-50",
+                               "columns": reference.SEED004_NYUD_COLUMNS, "rows": reference.SEED004_TABLE3_NYUD_R50_ROWS}
 # seed 004 §V-F(1): the methods Fig. 6 singles out as closer to STL and better than Uniform.
 PAPER_C7 = ("Grid Search, CAGrad and Nash-MTL do better than Uniform (worst Δm) and their features are closer "
             "to the single-task features (Fig. 6, L2 after an adapter, NYUD-v2 and PASCAL-Context).")

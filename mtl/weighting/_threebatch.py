@@ -24,6 +24,7 @@ def cross_product(ctx: StepContext, inputs: list[torch.Tensor], lam: torch.Tenso
         L2 = ctx.loss_fn(ctx.next_batch("train"))                             # [T]
         v = torch.autograd.grad((lam.to(L2.dtype) * L2).sum(), inputs, allow_unused=True, materialize_grads=True)
     batch, keys = ctx.next_batch("train"), [names[id(p)] for p in inputs]
-    _, Jv = torch.func.jvp(lambda *ps: losses_at(ctx, keys, list(ps), batch),
-                           tuple(p.detach() for p in inputs), tuple(g.detach() for g in v))
+    with torch.backends.mkldnn.flags(enabled=False):                         # oneDNN's LSTM (QM9's Set2Set)
+        _, Jv = torch.func.jvp(lambda *ps: losses_at(ctx, keys, list(ps), batch),   # has no forward-AD rule
+                               tuple(p.detach() for p in inputs), tuple(g.detach() for g in v))
     return Jv.detach()                                                        # [T]

@@ -15,7 +15,8 @@ class DBMTL(GradientWeighting):
 
     Loss-scale balancing: gradients of log(L_t + 1e-8) (heads too). Gradient-magnitude balancing:
     an EMA ĝ_t ← g_t + (β / k^σ)(ĝ_t − g_t) (state, starts at 0), and d = Σ_t (max_s‖ĝ_s‖ / ‖ĝ_t‖) ĝ_t:
-    every task's tracked gradient rescaled to the largest norm. Parameter mode only.
+    every task's tracked gradient rescaled to the largest norm. Parameter mode only. The EMA is
+    updated in place from the layer factors of J (``FactoredJacobian.accumulate_into``), never from a formed J.
     """
 
     modes = ("param",)
@@ -32,12 +33,12 @@ class DBMTL(GradientWeighting):
     def transform(self, losses: torch.Tensor) -> torch.Tensor:
         return torch.log(losses + 1e-8)
 
-    def direction(self, J: torch.Tensor, losses: torch.Tensor, ctx: StepContext | None = None):
-        if self._buf is None or self._buf.shape != J.shape:
-            self._buf = torch.zeros_like(J)                                   # [T, d]
+    def track(self, jac, losses: torch.Tensor, ctx: StepContext | None = None):
+        if self._buf is None or self._buf.shape != (jac.T, jac.d):
+            self._buf = torch.zeros(jac.T, jac.d, dtype=jac.dtype, device=jac.device)   # [T, d]
         self._k += 1
         c = self.beta / self._k**self.beta_sigma
-        self._buf.mul_(c).add_(J, alpha=1 - c)                                # ĝ = c ĝ + (1−c) g, in place
+        jac.accumulate_into(self._buf, beta=c, scale=1 - c)                    # ĝ = c ĝ + (1−c) g, in place
         n = self._buf.norm(dim=1)                                             # [T]
         a = n.max() / n.clamp_min(1e-8 * n.max()) if n.max() > 0 else torch.ones_like(n)
         return a @ self._buf, a

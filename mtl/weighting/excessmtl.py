@@ -15,6 +15,8 @@ class ExcessMTL(GradientWeighting):
     Excess-risk estimate e_t = g_tᵀ diag(1/h_t) g_t with the AdaGrad accumulator h_t = √(Σ_steps g_t² + 1e-7);
     after the first step (which records e⁰) the weights follow w ← w ⊙ exp(η e / e⁰), renormalised to
     Σ w = T; d = Σ_t w_t g_t. A zero e⁰ gives ratio 0 instead of LibMTL's NaN, so "rep" mode works.
+    In "param" mode J is never formed: its column blocks are built from the layer factors one at a
+    time (``FactoredJacobian.blocks``) and d = Σ_t w_t g_t from them too (``combine``).
     """
 
     def __init__(self, robust_step_size: float = 1e-2, mode: str | None = None, chunk_size: int | None = None):
@@ -25,17 +27,25 @@ class ExcessMTL(GradientWeighting):
     def reset(self) -> None:
         self._sq, self._e0, self._w = None, None, None
 
-    def weights(self, J: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-        T = J.shape[0]
-        if self._sq is None or self._sq.shape != J.shape:
-            self._sq, self._e0 = torch.zeros_like(J), None                    # [T, d]
-            self._w = torch.ones(T, dtype=torch.float64, device=J.device)
-        self._sq.addcmul_(J, J)                                               # AdaGrad accumulator
-        e = J.square().div_(self._sq.add(1e-7).sqrt_()).sum(1).double()       # [T]
+    def track(self, jac, losses: torch.Tensor, ctx=None):
+        T = jac.T
+        if self._sq is None or self._sq.shape != (T, jac.d):
+            self._sq = torch.full((T, jac.d), 1e-7, dtype=jac.dtype, device=jac.device)   # h² = 1e-7 + Σ g²
+            self._e0, self._w = None, torch.ones(T, dtype=torch.float64, device=jac.device)
+        parts, tmp = [], None
+        for off, Jb in jac.blocks():                                          # [T, k], one cache-sized block at a time
+            k = Jb.shape[1]
+            if tmp is None or tmp.shape[1] < k:
+                tmp = torch.empty(T, k, dtype=Jb.dtype, device=Jb.device)
+            h2 = self._sq[:, off:off + k].addcmul_(Jb, Jb)                    # AdaGrad accumulator h² += g²
+            r = torch.pow(h2, -0.5, out=tmp[:, :k])                           # 1 / h (pow: 2× rsqrt's speed on CPU)
+            parts.append(r.mul_(Jb).mul_(Jb).sum(1))                          # Σ_block g² / h  [T]
+        e = torch.stack(parts).double().sum(0)                                # [T]
         if self._e0 is None:
             self._e0 = e
         else:
             ratio = torch.where(self._e0 > 0, e / self._e0.clamp_min(1e-300), torch.zeros_like(e))
             w = self._w * torch.exp((self.robust_step_size * ratio).clamp(max=50.0))
             self._w = w / w.sum() * T
-        return self._w.to(J.dtype)
+        w = self._w.to(jac.dtype)
+        return jac.combine(w), w                                              # d = Σ_t w_t g_t from the factors

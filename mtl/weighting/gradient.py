@@ -1,11 +1,13 @@
 """The shared base of gradient weightings: Jacobian in, one direction out, ``.grad`` written once.
 
 A subclass implements one small method: ``gram_weights(G, losses) -> w [T]`` when its weights
-depend on the Gram matrix G = JJᵀ only (most methods; the direction is then wᵀJ), else
+depend on the Gram matrix G = JJᵀ only (most methods; the direction is then wᵀJ),
+``track(jac, losses, ctx) -> (d [d] | None, w [T])`` when it keeps per-task gradient vectors as
+state (DB-MTL, MoCo, ExcessMTL: ``jac`` updates that state in place without forming J), else
 ``weights(J, losses) -> w [T]`` or ``direction(J, losses, ctx) -> (d [d], w [T] | None)``.
-The base builds J with :func:`mtl.jacobian.jacobian` (or, for Gram-only methods in "param" mode,
-G with :func:`mtl.jacobian.gramian` without forming J, then one backward of Σ_t w_t L_t) and
-applies the result:
+The base builds J with :func:`mtl.jacobian.jacobian` (or, in "param" mode, G with
+:func:`mtl.jacobian.gramian` for Gram-only methods, a :class:`~mtl.jacobian.FactoredJacobian` for
+tracking ones — neither forms J — then one backward of Σ_t w_t L_t) and applies the result:
 
 * ``mode="param"``: J is w.r.t. the shared parameters; d is added to their ``.grad``.
 * ``mode="rep"``: J is w.r.t. the shared representation ``ctx.rep`` (flattened, one row per
@@ -24,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..jacobian import gramian, jacobian, split_parameters, write_grads
+from ..jacobian import DenseJacobian, FactoredJacobian, gramian, jacobian, split_parameters, write_grads
 from ._linalg import gram
 from .base import StepContext, Weighting
 
@@ -47,8 +49,10 @@ class GradientWeighting(Weighting):
         self.mode, self.chunk_size = mode, chunk_size
 
     @property
-    def needs(self) -> str:  # the loop keeps ctx.rep only for "rep"
-        return "rep" if self.mode == "rep" else "jacobian"
+    def needs(self) -> str:
+        """Always "rep": "rep" mode differentiates w.r.t. it; "param" mode starts the batched backward
+        there when the task heads are separate (:func:`mtl.jacobian.head_gradients`)."""
+        return "rep"
 
     # ------------------------------------------------------------------ what subclasses implement
     def gram_weights(self, G: np.ndarray, losses: torch.Tensor):
@@ -56,18 +60,35 @@ class GradientWeighting(Weighting):
         raise NotImplementedError(f"{type(self).__name__} must implement gram_weights(), weights() or direction()")
 
     def weights(self, J: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-        """Task weights w [T] for J [T, d]; the direction is wᵀJ. Default: ``gram_weights(JJᵀ)``."""
+        """Task weights w [T] for J [T, d]. Default: ``track``'s weights (a state step) or ``gram_weights(JJᵀ)``."""
+        if self.tracks:
+            return self.track(DenseJacobian(J), losses)[1]
         return torch.as_tensor(self.gram_weights(gram(J), losses), dtype=J.dtype, device=J.device)
+
+    def track(self, jac, losses: torch.Tensor, ctx: StepContext | None = None):
+        """(d [d] or None, w [T]) from the step's Jacobian ``jac`` — a :class:`~mtl.jacobian.FactoredJacobian`
+        in "param" mode, a :class:`~mtl.jacobian.DenseJacobian` otherwise — for methods whose state holds
+        per-task gradient vectors: they update it with ``jac.accumulate_into`` / ``jac.blocks`` instead of
+        forming J. d = None means d = Σ_t w_t g_t (one backward in "param" mode)."""
+        raise NotImplementedError
+
+    @property
+    def tracks(self) -> bool:
+        """True when the method implements ``track`` (per-task gradient state; see there)."""
+        return type(self).track is not GradientWeighting.track
 
     @property
     def gram_only(self) -> bool:
         """True when the method is defined by ``gram_weights`` alone (the Gramian engine applies)."""
         cls = type(self)
         return (cls.gram_weights is not GradientWeighting.gram_weights and cls.weights is GradientWeighting.weights
-                and cls.direction is GradientWeighting.direction)
+                and cls.direction is GradientWeighting.direction and cls.track is GradientWeighting.track)
 
     def direction(self, J: torch.Tensor, losses: torch.Tensor, ctx: StepContext | None = None):
-        """(d [d], w [T] or None). The default applies ``weights``: d = wᵀJ."""
+        """(d [d], w [T] or None). The default applies ``track`` or ``weights``: d = wᵀJ."""
+        if self.tracks:
+            d, w = self.track(DenseJacobian(J), losses, ctx)
+            return (w.to(J.dtype) @ J if d is None else d), w
         w = self.weights(J, losses).to(J.dtype)                          # [T]
         return w @ J, w
 
@@ -77,7 +98,7 @@ class GradientWeighting(Weighting):
 
     def step_gram(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """The Gram matrix a Gram-only method uses in "param" mode: JJᵀ of this batch, without J."""
-        return gramian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size)   # [T, T]
+        return gramian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, rep=ctx.rep)   # [T, T]
 
     def jacobian_inputs(self, model: torch.nn.Module) -> list[torch.Tensor]:
         """Parameters J is taken w.r.t. in "param" mode (all shared ones; AvgNorm: the last layer)."""
@@ -98,12 +119,21 @@ class GradientWeighting(Weighting):
         shared = list(ctx.model.shared_parameters())
         if self.mode == "param" and self.gram_only:
             return self._backward_gram(losses, shared, ctx)
+        if self.mode == "param" and self.tracks:
+            jac = FactoredJacobian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, rep=ctx.rep)
+            with torch.no_grad():
+                d, w = self.track(jac, losses.detach(), ctx)             # [D] | None, [T]
+            if d is None:
+                return self._apply_weights(w, losses, shared, ctx)
+            self._apply(d, losses, shared, ctx)
+            return {"weights": w.detach()}
         if self.mode == "rep":
             if ctx.rep is None:
                 raise ValueError(f"{type(self).__name__}(mode='rep') needs ctx.rep; the loop keeps it when needs == 'rep'")
-            J = jacobian(losses, [ctx.rep], chunk_size=self.chunk_size, retain_graph=True)   # [T, numel(rep)]
+            J = jacobian(losses, [ctx.rep], chunk_size=self.chunk_size, retain_graph=True, rep=ctx.rep)   # [T, numel(rep)]
         else:
-            J = jacobian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, retain_graph=True)
+            J = jacobian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, retain_graph=True,
+                         rep=ctx.rep)
         with torch.no_grad():
             d, w = self.direction(J, losses.detach(), ctx)               # [D], [T] | None
         if self.loss_weights:

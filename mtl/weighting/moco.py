@@ -16,6 +16,8 @@ class MoCo(GradientWeighting):
     Tracked gradients Y ← Y − β_k (Y − H) with h_i = L_i g_i / ‖g_i‖ (the practical form used by
     LibMTL); λ ← Π_simplex(λ − γ_k (YYᵀ + ρI) λ) (the paper's projection, where LibMTL uses a
     softmax); d = Yᵀλ. β_k = β / k^{σ_β}, γ_k = γ / k^{σ_γ} at step k ≥ 1. Parameter mode only.
+    Y is updated in place from the layer factors of J (``FactoredJacobian``), never from a formed J,
+    and (YYᵀ + ρI)λ is Y(Yᵀλ) with Yᵀλ = (1−β_k)·(last step's d) + Hᵀλ: no T×T×d product.
     """
 
     modes = ("param",)
@@ -31,20 +33,23 @@ class MoCo(GradientWeighting):
         self.reset()
 
     def reset(self) -> None:
-        self._Y, self._lam, self._k = None, None, 0
+        self._Y, self._lam, self._d, self._k = None, None, None, 0
 
-    def direction(self, J: torch.Tensor, losses: torch.Tensor, ctx: StepContext | None = None):
-        T = J.shape[0]
-        if self._Y is None or self._Y.shape != J.shape:
-            self._Y = torch.zeros_like(J)                                     # [T, d]
-            self._lam = torch.full((T,), 1.0 / T, dtype=torch.float64, device=J.device)
+    def track(self, jac, losses: torch.Tensor, ctx: StepContext | None = None):
+        T, dev = jac.T, jac.device
+        if self._Y is None or self._Y.shape != (T, jac.d):
+            self._Y = torch.zeros(T, jac.d, dtype=jac.dtype, device=dev)      # [T, d]
+            self._lam = torch.full((T,), 1.0 / T, dtype=torch.float64, device=dev)
+            self._d = torch.zeros(jac.d, dtype=jac.dtype, device=dev)         # Yᵀλ of the last step
         self._k += 1
-        n = J.norm(dim=1)
+        n = jac.sq_norms().clamp_min(0).sqrt()                               # ‖g_t‖ [T]
         n = n.clamp_min(1e-8 * n.max()) if n.max() > 0 else torch.ones_like(n)
         b = min(self.beta / self._k**self.beta_sigma, 1.0)
-        h = (losses.to(J.dtype) / n)[:, None]                                 # H = h ⊙ J
-        self._Y.mul_(1 - b).addcmul_(J, h.expand_as(J), value=b)             # Y ← Y − b (Y − H), in place
-        YY = (self._Y @ self._Y.T).double() + self.rho * torch.eye(T, dtype=torch.float64, device=J.device)
-        self._lam = project_simplex(self._lam - self.gamma / self._k**self.gamma_sigma * (YY @ self._lam))
-        lam = self._lam.to(J.dtype)
-        return lam @ self._Y, lam
+        h = b * losses.to(jac.dtype) / n                                      # [T]
+        jac.accumulate_into(self._Y, beta=1 - b, scale=h)                     # Y ← Y − b (Y − H), H = (L/‖g‖) ⊙ J
+        u = jac.combine(h * self._lam.to(h.dtype)).add_(self._d, alpha=1 - b)  # Yᵀλ = (1−b) Y_oldᵀλ + b Hᵀλ [d]
+        YYl = (self._Y @ u).double() + self.rho * self._lam                   # (YYᵀ + ρI) λ without YYᵀ [T]
+        self._lam = project_simplex(self._lam - self.gamma / self._k**self.gamma_sigma * YYl)
+        lam = self._lam.to(self._Y.dtype)
+        self._d = lam @ self._Y                                               # [d]
+        return self._d, lam
