@@ -377,14 +377,15 @@ class FactoredJacobian:
     def combine(self, w: torch.Tensor) -> torch.Tensor:
         """wᵀJ [d] = Σ_t w_t g_t from the factors (one [out, n]·[n, in] product per layer)."""
         out = torch.empty(self.d, dtype=self.dtype, device=self.device)
-        for off, p, kind, (A, X) in self._pieces(_as_rows(w, self.T, out).view(-1)):
+        w = _as_rows(w, self.T, out).view(-1)                                 # [T]
+        for off, p, kind, (A, X) in self._pieces():
             blk = out[off:off + p.numel()]
             if A is None:
                 blk.zero_()
             elif kind == "weight":
-                torch.mm(A.sum(0).T, X, out=blk.view(p.shape))                # [out, n] @ [n, in]
+                torch.mm(torch.tensordot(w, A, dims=1).T, X, out=blk.view(p.shape))   # (Σ_t w_t D_t)ᵀ X
             else:
-                blk.copy_(A.sum((0, 1)) if kind == "bias" else A.sum(0).reshape(-1))
+                blk.copy_(torch.tensordot(w, A.sum(1) if kind == "bias" else A.reshape(self.T, -1), dims=1))
         return out
 
     def accumulate_into(self, out: torch.Tensor, *, beta: float = 1.0, scale=1.0) -> torch.Tensor:
@@ -414,12 +415,12 @@ class FactoredJacobian:
             elif kind == "weight":
                 n_out, n_in = p.shape
                 rows = min(n_out, max(1, max_cols // n_in))
-                At = A.transpose(1, 2).contiguous()                           # [T, out, n]
+                Xe = X.expand(self.T, *X.shape)                               # [T, n, in]
                 buf = torch.empty(self.T * rows * n_in, dtype=A.dtype, device=A.device)
-                for r in range(0, n_out, rows):                               # [T·rows, n] @ [n, in]: one GEMM
+                for r in range(0, n_out, rows):                               # D_t[:, rows]ᵀ X for every t
                     m = min(rows, n_out - r)
-                    blk = buf[:self.T * m * n_in].view(self.T * m, n_in)
-                    torch.mm(At[:, r:r + m].reshape(-1, X.shape[0]), X, out=blk)
+                    blk = buf[:self.T * m * n_in].view(self.T, m, n_in)
+                    torch.bmm(A[:, :, r:r + m].transpose(1, 2), Xe, out=blk)
                     yield off + r * n_in, blk.view(self.T, -1)
             else:
                 A = A.sum(1) if kind == "bias" else A.reshape(self.T, -1)     # [T, numel]
@@ -463,11 +464,12 @@ def block_gramian(groups: Sequence[torch.Tensor], params: Sequence[torch.Tensor]
 
 
 def gramian(losses: torch.Tensor, params: Sequence[torch.Tensor], *, other: torch.Tensor | None = None,
-            chunk_size: int | None = None, rep: torch.Tensor | None = None) -> torch.Tensor:
+            chunk_size: int | None = None, rep: torch.Tensor | None = None,
+            other_rep: torch.Tensor | None = None) -> torch.Tensor:
     """G = J Jᵀ [T, T] of ``losses`` w.r.t. ``params`` without forming J for linear layers (see
     :class:`FactoredJacobian`), or with ``other`` (the losses of another batch) the cross-Gramian J Jₒᵀ.
-    ``rep``: the shared representation of ``losses``' graph (separate heads crossed once)."""
+    ``rep`` / ``other_rep``: the shared representation in each graph (separate heads crossed once)."""
     fa = FactoredJacobian(losses.reshape(-1), params, chunk_size=chunk_size, rep=rep)
     if other is None:
         return fa.gram()
-    return fa.gram(FactoredJacobian(other.reshape(-1), params, chunk_size=chunk_size))
+    return fa.gram(FactoredJacobian(other.reshape(-1), params, chunk_size=chunk_size, rep=other_rep))

@@ -96,11 +96,13 @@ class PlainStep:
         losses = task_losses(model, data, model.decode(z), y)
         check_finite(losses, model.tasks, ctx_kwargs["epoch"], ctx_kwargs["step"])
 
-        def loss_fn(b):
+        def rep_loss_fn(b):
             bx, by = b
-            return task_losses(model, data, model(bx), by)
+            zb = model.encode(bx)
+            return task_losses(model, data, model.decode(zb), by), zb
 
-        ctx = StepContext(model=model, batch=batch, rep=rep, loss_fn=loss_fn, **ctx_kwargs)
+        ctx = StepContext(model=model, batch=batch, rep=rep, loss_fn=lambda b: rep_loss_fn(b)[0],
+                          rep_loss_fn=rep_loss_fn, **ctx_kwargs)
         optimizer.zero_grad(set_to_none=True)
         reg = model.regularization()
         if reg is not None:

@@ -9,11 +9,15 @@ from .base import StepContext
 
 
 def cross_gram(ctx: StepContext, inputs: list[torch.Tensor], chunk_size=None) -> torch.Tensor:
-    """J₁J₂ᵀ [T, T] for two fresh batches from ``ctx.next_batch("train")`` (never forming J₁, J₂)."""
+    """J₁J₂ᵀ [T, T] for two fresh batches from ``ctx.next_batch("train")`` (never forming J₁, J₂; with
+    ``ctx.rep_loss_fn`` separate task heads are crossed once per batch)."""
+    def losses(batch):
+        return ctx.rep_loss_fn(batch) if ctx.rep_loss_fn is not None else (ctx.loss_fn(batch), None)
+
     with torch.enable_grad():
-        L1 = ctx.loss_fn(ctx.next_batch("train"))                             # [T]
-        L2 = ctx.loss_fn(ctx.next_batch("train"))
-        return gramian(L1, inputs, other=L2, chunk_size=chunk_size).detach()
+        L1, z1 = losses(ctx.next_batch("train"))                              # [T], rep
+        L2, z2 = losses(ctx.next_batch("train"))
+        return gramian(L1, inputs, other=L2, chunk_size=chunk_size, rep=z1, other_rep=z2).detach()
 
 
 def cross_product(ctx: StepContext, inputs: list[torch.Tensor], lam: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,8 @@ class StepContext:
     """What a weighting may use during one optimisation step; the loop fills it for every method alike.
 
     ``rep`` is the shared representation with its graph (for "rep" mode), ``loss_fn(batch)`` runs a
-    forward pass and returns the task losses [T], ``next_batch(split)`` draws another batch of a
+    forward pass and returns the task losses [T] (``rep_loss_fn(batch)``, when set, returns them with
+    that batch's shared representation), ``next_batch(split)`` draws another batch of a
     split (bilevel methods ask for "val"; three-batch methods ask for "train"). ``probes`` are
     diagnostics the step calls after the backward and before the optimizer step (see
     :mod:`mtl.diagnostics`); empty unless asked for.
@@ -27,6 +28,7 @@ class StepContext:
     step: int = 0
     extras: dict = field(default_factory=dict)
     probes: tuple = ()
+    rep_loss_fn: Callable[[tuple], tuple] | None = None
 
 
 class Weighting:

@@ -25,20 +25,20 @@ class ExcessMTL(GradientWeighting):
         self.reset()
 
     def reset(self) -> None:
-        self._sq, self._e0, self._w = None, None, None
+        self._sq, self._e0, self._w, self._tmp = None, None, None, None
 
     def track(self, jac, losses: torch.Tensor, ctx=None):
         T = jac.T
         if self._sq is None or self._sq.shape != (T, jac.d):
             self._sq = torch.full((T, jac.d), 1e-7, dtype=jac.dtype, device=jac.device)   # h² = 1e-7 + Σ g²
             self._e0, self._w = None, torch.ones(T, dtype=torch.float64, device=jac.device)
-        parts, tmp = [], None
+        parts = []
         for off, Jb in jac.blocks():                                          # [T, k], one cache-sized block at a time
             k = Jb.shape[1]
-            if tmp is None or tmp.shape[1] < k:
-                tmp = torch.empty(T, k, dtype=Jb.dtype, device=Jb.device)
+            if self._tmp is None or self._tmp.shape[1] < k or self._tmp.dtype != Jb.dtype:
+                self._tmp = torch.empty(T, k, dtype=Jb.dtype, device=Jb.device)   # scratch kept across steps
             h2 = self._sq[:, off:off + k].addcmul_(Jb, Jb)                    # AdaGrad accumulator h² += g²
-            r = torch.pow(h2, -0.5, out=tmp[:, :k])                           # 1 / h (pow: 2× rsqrt's speed on CPU)
+            r = torch.pow(h2, -0.5, out=self._tmp[:T, :k])                    # 1 / h (pow: 2× rsqrt's speed on CPU)
             parts.append(r.mul_(Jb).mul_(Jb).sum(1))                          # Σ_block g² / h  [T]
         e = torch.stack(parts).double().sum(0)                                # [T]
         if self._e0 is None:
