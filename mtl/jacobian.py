@@ -54,10 +54,11 @@ def jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, chunk_size
     if not inputs:
         raise ValueError("jacobian needs at least one input tensor (no shared parameters?)")
     T = losses.numel()
-    if rep is not None and len(inputs) == 1 and inputs[0] is rep:
+    if rep is not None and len(inputs) == 1 and inputs[0] is rep:             # "rep" mode: J is ∂L/∂rep itself
         Dz = head_gradients(losses, rep, ())
         if Dz is not None:
             return Dz.reshape(T, -1)                                          # [T, numel(rep)]
+        rep = None
     grads = _batched_grads(losses, inputs, chunk_size, rep, inputs, retain_graph=retain_graph, materialize=True)
     return flatten(grads, batch=T)                                            # [T, d]
 
@@ -85,8 +86,8 @@ def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=Tru
 
 
 def _task_roots(losses: torch.Tensor):
-    """The stack node that assembles the T per-task losses (below any transform of the loss
-    vector such as log L) and its T input edges, or None when the graph has another shape."""
+    """The stack node that assembles the T per-task losses (below any transform of the loss vector
+    such as log L; its T input edges are the tasks' subgraphs), or None when the graph has another shape."""
     node, T = losses.grad_fn, losses.numel()
     for _ in range(16):                                                       # a short chain of transforms
         if node is None:
