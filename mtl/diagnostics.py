@@ -72,8 +72,11 @@ class GradientProbe:
         buffers = {k: b.clone() for k, b in model.named_buffers()}
         devices = sorted({p.device.index or 0 for p in shared if p.is_cuda})
         with torch.random.fork_rng(devices=devices), torch.enable_grad():
-            losses = ctx.loss_fn(ctx.batch)                                  # [T] at the pre-step parameters
-            J = jacobian(losses, shared, chunk_size=self.chunk_size)         # [T, d]
+            if ctx.rep_loss_fn is not None:                                  # [T] at the pre-step parameters
+                losses, rep = ctx.rep_loss_fn(ctx.batch)                     # (separate heads crossed once)
+            else:
+                losses, rep = ctx.loss_fn(ctx.batch), None
+            J = jacobian(losses, shared, chunk_size=self.chunk_size, rep=rep)   # [T, d]
         with torch.no_grad():
             for k, b in model.named_buffers():
                 b.copy_(buffers[k])

@@ -39,7 +39,8 @@ def task_gradients(model, data, batches: int = 4, batch_size: int = 64, split: s
         if k >= batches:
             break
         x, y = to_device(x, device), to_device(y, device)
-        J = jacobian(task_losses(model, data, model(x), y), model.shared_parameters()).detach()   # [T, d]
+        z = model.encode(x)                                                  # heads crossed once from z
+        J = jacobian(task_losses(model, data, model.decode(z), y), model.shared_parameters(), rep=z).detach()   # [T, d]
         total, n = (J if total is None else total + J), n + 1
     if n == 0:
         raise ValueError(f"split {split!r} gave no batch")
