@@ -198,7 +198,9 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
     if config.max_steps_per_epoch:
         steps = min(steps, config.max_steps_per_epoch)
     hist = History(info={"config": asdict(config), "device": str(device), "tasks": model.tasks,
-                         "weighting": repr(weighting), "n_params": sum(p.numel() for p in model.parameters())})
+                         "weighting": repr(weighting), "n_params": sum(p.numel() for p in model.parameters()),
+                         "torch": torch.__version__,            # CPU results are bit-identical for the same seed,
+                         "threads": torch.get_num_threads()})   # torch version and thread count (reduction order)
     bar = tqdm(total=config.epochs * steps, disable=not config.progress, leave=False, desc="train")
     start = time.perf_counter()
     for epoch in range(config.epochs):
