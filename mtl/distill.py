@@ -28,22 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .paths import portable  # noqa: F401  (distill.portable: used by the features section)
 from .weighting import Weighting, create, register
 from .weighting.base import StepContext
 
 
 # ----------------------------------------------------------------------------- single-task networks on disk
-def portable(path) -> str:
-    """``path`` relative to the repository root when inside it (run specs stay valid in any checkout)."""
-    from .paths import repo_root
-
-    p = Path(path).resolve()
-    try:
-        return str(p.relative_to(repo_root()))
-    except ValueError:
-        return str(p)
-
-
 def _resolve(path) -> Path:
     from .paths import repo_root
 

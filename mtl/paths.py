@@ -14,6 +14,16 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
+def portable(path) -> str:
+    """``path`` relative to the repository root when inside it (run specs and executed notebooks stay
+    valid in any checkout), else absolute."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(repo_root()))
+    except ValueError:
+        return str(p)
+
+
 def runs_dir() -> Path:
     return Path(os.environ.get("MTL_RUNS", repo_root() / "runs"))
 

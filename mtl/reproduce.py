@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .paths import repo_root
+from .paths import portable, repo_root
 from .profiles import PROFILES
 from .runs import write_json
 
@@ -45,7 +45,7 @@ def execute_section(section: str, profile: str, runs_root: Path, book: Path | No
     status = "ok"
     try:
         pm.execute_notebook(str(book / "sections" / f"{section}.ipynb"), str(tmp_nb),
-                            parameters={"profile": profile, "out_dir": str(out_dir), "progress": False},
+                            parameters={"profile": profile, "out_dir": portable(out_dir), "progress": False},
                             kernel_name="python3", cwd=str(repo_root()), progress_bar=False,
                             log_output=False, execution_timeout=timeout)
     except PapermillExecutionError as e:
@@ -59,6 +59,7 @@ def execute_section(section: str, profile: str, runs_root: Path, book: Path | No
             if "injected-parameters" in cell.metadata.get("tags", []):
                 cell.metadata.setdefault("tags", []).append("hide-input")
         nb.metadata["mystnb"] = {"execution_mode": "off"}
+        portable_paths(nb)
         if status == "ok":
             nbformat.write(nb, tmp_nb)
             os.replace(tmp_nb, out_nb)
@@ -93,6 +94,17 @@ def build_book(book: Path) -> int:
     if jb.exists():
         cmd = [str(jb), "build", "--all", "-W", "--keep-going", str(book)]
     return subprocess.call(cmd)
+
+
+def portable_paths(nb) -> None:
+    """papermill's record of where the notebook ran, relative to the checkout (no machine paths in runs/)."""
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = portable(meta[key])
+    params = meta.get("parameters", {})
+    if isinstance(params.get("out_dir"), str):
+        params["out_dir"] = portable(params["out_dir"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,7 @@ from mtl.report import metric_label, verdict_markdown
 from mtl.studies import consmtl as S
 
 warnings.filterwarnings("ignore", category=UserWarning)
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without ipywidgets
 warnings.filterwarnings("ignore", category=FutureWarning)
 P = profiles.load("consmtl", profile)
 OUT = profiles.out_dir("consmtl", profile, out_dir)

@@ -35,6 +35,7 @@ from mtl.report import metric_label, verdict_markdown
 from mtl.studies import vfm
 
 warnings.filterwarnings("ignore", category=UserWarning)
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without ipywidgets
 P = profiles.load("vfm", profile)
 OUT = profiles.out_dir("vfm", profile, out_dir)
 pd.set_option("display.precision", 4)

@@ -22,7 +22,7 @@ from .. import claims, study
 from ..experiment import load_data
 from ..metrics import delta_m
 from ..models.pretrained import VFM_INITIALISATIONS, create_vit, resolve_name, save_checkpoint
-from ..paths import repo_root
+from ..paths import portable
 from ..runs import canonical, run_id, write_json
 from ..train import resolve_device, seed_everything
 
@@ -180,10 +180,8 @@ def init_spec(out_dir, base: dict, name: str, init: dict) -> dict:
     if init.get("kind") == "hub":
         kw = {"model_name": resolve_name(init.get("model", name)), "pretrained": True, **init.get("backbone_kw", {})}
         return study.derive(base, backbone_kw=kw)
-    path = Path(make_checkpoint(out_dir, name, init, base.get("backbone_kw", {}))).resolve()
-    if path.is_relative_to(repo_root()):                                      # portable run ids: relative to
-        path = path.relative_to(repo_root())                                  # the checkout, wherever it is
-    return study.derive(base, backbone_kw={"checkpoint": str(path)})
+    path = make_checkpoint(out_dir, name, init, base.get("backbone_kw", {}))
+    return study.derive(base, backbone_kw={"checkpoint": portable(path)})   # run ids valid in any checkout
 
 
 def compare_initialisations(out_dir, cfg: dict, progress=None) -> dict[str, dict]:
