@@ -143,21 +143,12 @@ class GradientWeighting(Weighting):
         return {} if w is None else {"weights": w.detach()}
 
     def _backward_gram(self, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
-        """G without J, weights, then the shared gradient Σ_t w_t g_t: from the same factors when J is
-        this batch's w.r.t. every shared parameter, else (a method's own Gramian or inputs, loss
-        weights) by one ordinary backward."""
-        cls = type(self)
-        own = cls.step_gram is not GradientWeighting.step_gram or cls.jacobian_inputs is not GradientWeighting.jacobian_inputs
-        jac = None if own or self.loss_weights else FactoredJacobian(losses, shared, chunk_size=self.chunk_size,
-                                                                      rep=ctx.rep)
-        G = (self.step_gram(losses, ctx) if jac is None else jac.gram()).detach().double().cpu().numpy()   # [T, T]
+        """G without J, weights, then the shared gradient Σ_t w_t g_t by one ordinary backward."""
+        G = self.step_gram(losses, ctx).detach().double().cpu().numpy()                     # [T, T]
         with torch.no_grad():
             w = torch.as_tensor(self.gram_weights((G + G.T) / 2, losses.detach()), dtype=losses.dtype,
                                 device=losses.device)                                    # [T]
-        if jac is None:
-            return self._apply_weights(w, losses, shared, ctx)
-        self._apply(jac.combine(w), losses, shared, ctx)
-        return {"weights": w}
+        return self._apply_weights(w, losses, shared, ctx)
 
     def _apply_weights(self, w: torch.Tensor, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
         """Shared ``.grad`` += Σ_t w_t g_t by one backward (the whole network if ``loss_weights``)."""
