@@ -15,7 +15,7 @@ t = 1, depth aligned at t = ½. Implementation: `mtl.curves` and `mtl/studies/ab
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu (book/profiles/ablation.yaml)
-out_dir = ""         # absolute output folder (empty: runs/ablation/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/ablation/<profile>)
 progress = False     # print a line per finished variant
 """),
 ("hidden", """

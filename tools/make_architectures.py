@@ -15,7 +15,7 @@ single-task learning (C3); seed 002's tables show no method winning on every arc
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu | paper (book/profiles/architectures.yaml)
-out_dir = ""         # absolute output folder (empty: runs/architectures/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/architectures/<profile>)
 progress = False     # tqdm bars (off in CI and in the rendered book)
 """),
 ("hidden", """

@@ -20,7 +20,7 @@ and `ulo`).
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu | paper (book/profiles/consmtl.yaml)
-out_dir = ""         # absolute output folder (empty: runs/consmtl/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/consmtl/<profile>)
 progress = False     # tqdm bars (off in CI and in the rendered book)
 """),
 ("hidden", """

@@ -13,7 +13,7 @@ irregular curves and no gain. Here we run the same task pair on the procedural `
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu (book/profiles/controlpoints.yaml)
-out_dir = ""         # absolute output folder (empty: runs/controlpoints/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/controlpoints/<profile>)
 progress = False     # tqdm bars (off in CI and in the rendered book)
 """),
 ("hidden", """

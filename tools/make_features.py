@@ -17,7 +17,7 @@ and ask the same question.
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu (book/profiles/features.yaml)
-out_dir = ""         # absolute output folder (empty: runs/features/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/features/<profile>)
 progress = False     # tqdm bars (off in CI and in the rendered book)
 """),
 ("hidden", """

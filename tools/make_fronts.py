@@ -18,7 +18,7 @@ two properties:
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu | paper (book/profiles/fronts.yaml)
-out_dir = ""         # absolute output folder (empty: runs/fronts/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/fronts/<profile>)
 progress = False     # tqdm bars (off in CI and in the rendered book)
 """),
 ("hidden", """

@@ -17,7 +17,7 @@ grid-searched weights, CAGrad, Nash-MTL and AvgNorm.
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu (book/profiles/gradients.yaml)
-out_dir = ""         # absolute output folder (empty: runs/gradients/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/gradients/<profile>)
 progress = False     # tqdm bars (off in CI and in the rendered book)
 """),
 ("hidden", """

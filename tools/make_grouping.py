@@ -16,7 +16,7 @@ each clustering recovers them (adjusted Rand index, ARI).
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu (book/profiles/grouping.yaml)
-out_dir = ""         # absolute output folder (empty: runs/grouping/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/grouping/<profile>)
 progress = False     # tqdm bars (off in CI and in the rendered book)
 """),
 ("hidden", """

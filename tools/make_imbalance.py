@@ -16,7 +16,7 @@ image; LeNet).
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu | paper (book/profiles/imbalance.yaml)
-out_dir = ""         # absolute output folder (empty: runs/imbalance/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/imbalance/<profile>)
 progress = False     # tqdm bars (off in CI and in the rendered book)
 """),
 ("hidden", """

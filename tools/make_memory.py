@@ -15,7 +15,7 @@ on `attributes40` with its first T tasks.
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu (book/profiles/memory.yaml)
-out_dir = ""         # absolute output folder (empty: runs/memory/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/memory/<profile>)
 progress = False     # unused here (no training loops)
 """),
 ("hidden", """

@@ -16,7 +16,7 @@ search remains competitive.
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu (book/profiles/mto.yaml)
-out_dir = ""         # absolute output folder (empty: runs/mto/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/mto/<profile>)
 progress = False     # tqdm bars (off in CI and in the rendered book)
 """),
 ("hidden", """

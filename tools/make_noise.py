@@ -16,7 +16,7 @@ per *scene*, as in Replica) with a small SegNet.
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu (book/profiles/noise.yaml)
-out_dir = ""         # absolute output folder (empty: runs/noise/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/noise/<profile>)
 progress = False     # tqdm bars (off in CI and in the rendered book)
 """),
 ("hidden", """

@@ -17,7 +17,7 @@ recalibration) and `mtl/studies/plugplay.py`.
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu (book/profiles/plugplay.yaml)
-out_dir = ""         # absolute output folder (empty: runs/plugplay/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/plugplay/<profile>)
 progress = False     # print a line per finished method
 """),
 ("hidden", """

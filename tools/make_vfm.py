@@ -18,7 +18,7 @@ and loaded through the same timm pretrained path as the Table VIII names (`gpu` 
 """),
 ("params", """
 profile = "cpu"      # smoke | cpu | gpu | paper (book/profiles/vfm.yaml)
-out_dir = ""         # absolute output folder (empty: runs/vfm/<profile>)
+out_dir = ""         # output folder, from the repository root or absolute (empty: runs/vfm/<profile>)
 progress = False     # tqdm bars (off in CI and in the rendered book)
 """),
 ("hidden", """
