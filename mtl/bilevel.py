@@ -23,9 +23,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .checks import check_count, check_positive
 from .jacobian import jacobian, write_grads
 from .weighting import create, register
-from .weighting._linalg import check_positive, gram
+from .weighting._linalg import gram
 from .weighting.base import StepContext, Weighting
 
 UPPER = ("non_head", "shared")
@@ -195,9 +196,7 @@ class RepresentationProbe:
     at the pre-step parameters (seed 003 Fig. 5); one extra forward, RNG and BN buffers restored."""
 
     def __init__(self, data, every: int = 10):
-        if int(every) != every or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
-        self.data, self.every = data, int(every)
+        self.data, self.every = data, check_count("every", every)
 
     def __repr__(self) -> str:
         return f"RepresentationProbe(every={self.every})"

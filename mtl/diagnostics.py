@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .checks import check_count
 from .jacobian import flatten, jacobian
 
 
@@ -60,9 +61,7 @@ class GradientProbe:
     """Records :func:`gradient_stats` every ``every`` optimisation steps (``every`` ≥ 1)."""
 
     def __init__(self, every: int = 50, chunk_size: int | None = None):
-        if int(every) != every or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
-        self.every, self.chunk_size = int(every), chunk_size
+        self.every, self.chunk_size = check_count("every", every), chunk_size
 
     def __repr__(self) -> str:
         return f"GradientProbe(every={self.every}, chunk_size={self.chunk_size})"

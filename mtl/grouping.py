@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .checks import check_count
+
 METHODS = ("spectral", "kmeans", "random")
 AFFINITIES = ("shift", "clip")
 
@@ -88,8 +90,7 @@ def cluster_tasks(G, k: int, method: str = "spectral", seed: int = 0, how: str =
     T = G.shape[0]
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if int(k) != k or not 1 <= k <= T:
-        raise ValueError(f"k must be an integer in [1, T={T}], got {k}")
+    check_count("k", k, 1, T)
     if method == "random":
         perm = np.random.default_rng(seed).permutation(T)
         return sorted((sorted(int(i) for i in part) for part in np.array_split(perm, k)), key=lambda g: g[0])

@@ -23,13 +23,13 @@ from typing import Sequence
 
 import torch
 
+from .checks import check_count
+
 
 def _check_chunk(chunk_size: int | None, n: int) -> int:
     if chunk_size is None:
         return max(n, 1)
-    if int(chunk_size) != chunk_size or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-    return int(chunk_size)
+    return check_count("chunk_size", chunk_size)
 
 
 def flatten(tensors: Sequence[torch.Tensor], batch: int | None = None) -> torch.Tensor:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .checks import check_count
 from .data import DataBundle
 from .models import MultiTaskModel
 from .weighting import StepContext, Weighting
@@ -44,8 +45,7 @@ class TrainConfig:
         if self.eval_protocol not in PROTOCOLS:
             raise ValueError(f"eval_protocol must be one of {PROTOCOLS}, got {self.eval_protocol!r}")
         for k in ("epochs", "batch_size"):
-            if int(getattr(self, k)) < 1:
-                raise ValueError(f"{k} must be a positive integer, got {getattr(self, k)}")
+            check_count(k, getattr(self, k))
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_count
 from . import register
 
 
@@ -22,9 +23,7 @@ class CurveFamily(nn.Module):
 
     def __init__(self, n_points: int):
         super().__init__()
-        if int(n_points) != n_points or n_points < 2:
-            raise ValueError(f"a curve family needs an integer n_points >= 2, got {n_points!r}")
-        self.n_points = int(n_points)
+        self.n_points = check_count("n_points", n_points, 2)
 
     def default_point(self):
         """The point evaluated when none was set: the curve's midpoint t = 1/2 (seed 000 App. A.1)."""

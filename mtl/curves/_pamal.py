@@ -10,6 +10,7 @@ import itertools
 
 import torch
 
+from ..checks import check_count
 from ..train import check_finite, task_losses
 
 
@@ -72,8 +73,7 @@ class PamalStep:
 
     def __init__(self, window: int = 4, concentration: float = 1.0, reg: float = 0.0, temperature: float = 1.0,
                  pairs: str = "all", code_sign: bool = False, conditional: bool = False):
-        if int(window) != window or window < 1:
-            raise ValueError(f"window must be a positive integer, got {window}")
+        check_count("window", window)
         if not concentration > 0:
             raise ValueError(f"concentration must be positive, got {concentration}")
         if not reg >= 0:

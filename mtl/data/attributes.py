@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..checks import check_count
 from .. import tasks as T
 from ..paths import cache_dir
 from . import DataBundle, register
@@ -264,8 +265,7 @@ def load_attributes40(n_train: int = 10000, n_val: int = 2000, n_test: int = 200
                       seed: int = 0, cache=None) -> DataBundle:
     """40 binary attribute tasks in 8 known groups (see module doc); images ``size``×``size`` RGB."""
     for k, v in dict(n_train=n_train, n_val=n_val, n_test=n_test).items():
-        if int(v) < 1:
-            raise ValueError(f"{k} must be a positive integer, got {v}")
+        check_count(k, v)
     if size < 16 or size % 8:
         raise ValueError(f"size must be a multiple of 8 and at least 16 (cnn9 pools three times), got {size}")
     splits = {s: AttributeImages(*_cached(int(n), size, seed, s, cache))

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
+from ..checks import check_count
 from . import DataBundle
 
 NOISY_KINDS = ("segmentation", "depth", "normal")
@@ -137,8 +138,7 @@ def corrupt(bundle: DataBundle, *, label_noise: float = 0.0, noise_classes: int 
         raise ValueError(f"label_noise is a flip rate in [0, 1] (0.5 in seed 004), got {label_noise}")
     if depth_sigma < 0 or normal_sigma < 0:
         raise ValueError(f"depth_sigma and normal_sigma must be ≥ 0, got {depth_sigma}, {normal_sigma}")
-    if int(noise_classes) < 1:
-        raise ValueError(f"noise_classes must be a positive integer, got {noise_classes}")
+    check_count("noise_classes", noise_classes)
     bad = [s for s in splits if s not in ("train", "val")]
     if bad:
         raise ValueError(f"splits {bad} cannot be corrupted: only 'train' and 'val' (the test split stays clean)")

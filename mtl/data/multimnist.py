@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from ..checks import check_count
 from .. import tasks as T
 from . import DataBundle, register
 
@@ -84,8 +85,7 @@ def load_multimnist(n_train: int = 6000, n_val: int = 1000, n_test: int = 1000, 
                     offset: int = 6, mnist_root=None) -> DataBundle:
     """MultiMNIST with ``n_*`` composed samples per split (PaMaL: 50k/10k/10k from the full MNIST)."""
     for k, v in dict(n_train=n_train, n_val=n_val, n_test=n_test).items():
-        if int(v) < 1:
-            raise ValueError(f"{k} must be a positive integer, got {v}")
+        check_count(k, v)
     if not 0 <= offset <= 8:
         raise ValueError(f"offset must be in [0, 8] (a 28-pixel digit on a 36-pixel canvas), got {offset}")
     pools = digit_pools(seed, mnist_root)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..checks import check_count
 from .. import tasks as T
 from ..paths import cache_dir
 from . import DataBundle, register
@@ -363,8 +364,7 @@ def load_scenes(tasks=TASKS, height: int = 48, width: int = 64, train_scenes: in
         raise ValueError(f"scenes has no task {unknown}; valid tasks: {TASKS}")
     for k, v in dict(height=height, width=width, train_scenes=train_scenes, val_scenes=val_scenes,
                      test_scenes=test_scenes, scans_per_scene=scans_per_scene).items():
-        if int(v) < 1:
-            raise ValueError(f"{k} must be a positive integer, got {v}")
+        check_count(k, v)
     if height % 8 or width % 8:
         raise ValueError(f"height and width must be multiples of 8 (the SegNet pools 3 times), got {height}×{width}")
     cfg = SceneConfig(height, width, train_scenes, val_scenes, test_scenes, scans_per_scene, seed)

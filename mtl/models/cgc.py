@@ -8,8 +8,9 @@ Shared experts are shared; task t's experts, gate and head belong to task t.
 """
 from __future__ import annotations
 
+from ..checks import check_count
 from . import ARCHITECTURES
-from .mmoe import Gate, MixtureOfExperts, _check_count
+from .mmoe import Gate, MixtureOfExperts
 
 
 def expert_layout(tasks, num_shared: int, num_task: int) -> tuple[dict, dict]:
@@ -25,7 +26,7 @@ def expert_layout(tasks, num_shared: int, num_task: int) -> tuple[dict, dict]:
 def cgc(backbone_fn, tasks, num_shared: int = 1, num_task: int = 1) -> MixtureOfExperts:
     """CGC with ``num_shared`` shared and ``num_task`` experts per task (seed 002: [1, 1, 1, 1]).
     One task gives its single-task variant (shared + own experts, one gate)."""
-    s, k = _check_count("num_shared", num_shared, 0), _check_count("num_task", num_task, 0)
+    s, k = check_count("num_shared", num_shared, 0), check_count("num_task", num_task, 0)
     if s + k == 0:
         raise ValueError("CGC needs at least one expert per task: num_shared + num_task ≥ 1")
     bbs = [backbone_fn() for _ in range(s + k * len(tasks))]

@@ -11,6 +11,7 @@ from typing import Callable
 
 from torch import nn
 
+from ..checks import check_count
 from ..tasks import Task
 from . import BACKBONES
 from .backbones import Backbone, Stage
@@ -33,8 +34,7 @@ class CNN9(nn.Module):
 
     def __init__(self, in_channels: int = 3, width: int = 64):
         super().__init__()
-        if width < 1:
-            raise ValueError(f"width must be a positive integer, got {width}")
+        check_count("width", width)
         w1, w2, w4, w8 = width, 2 * width, 4 * width, 8 * width
         self.blocks = nn.ModuleList([
             nn.Sequential(*_conv(in_channels, w1), nn.MaxPool2d(2)),                    # [B, w, H/2, W/2]

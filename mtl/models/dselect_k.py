@@ -18,8 +18,9 @@ import math
 import torch
 from torch import nn
 
+from ..checks import check_count
 from . import ARCHITECTURES
-from .mmoe import MixtureOfExperts, _check_count, pooled
+from .mmoe import MixtureOfExperts, pooled
 
 EPSILON = 1e-6
 
@@ -91,7 +92,7 @@ def dselect_k(backbone_fn, tasks, num_experts: int = 2, num_nonzeros: int = 2, g
               entropy_reg: float = 1e-6) -> DSelectK:
     """DSelect-k with seed 002's settings (2 experts, k = 2, γ = 1) and the official λ = 1e-6.
     One task gives its single-task variant."""
-    n, k = _check_count("num_experts", num_experts, 2), _check_count("num_nonzeros", num_nonzeros)
+    n, k = check_count("num_experts", num_experts, 2), check_count("num_nonzeros", num_nonzeros)
     if entropy_reg < 0:
         raise ValueError(f"entropy_reg must be non-negative, got {entropy_reg}")
     bbs = [backbone_fn() for _ in range(n)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_count
 from . import ARCHITECTURES
 from .base import PartitionedModel
 
@@ -73,17 +74,11 @@ class MixtureOfExperts(PartitionedModel):
         return [e for i, e in enumerate(self.encoder) if i not in mine]
 
 
-def _check_count(name: str, value: int, minimum: int = 1) -> int:
-    if int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
-    return int(value)
-
-
 @ARCHITECTURES.register("mmoe")
 def mmoe(backbone_fn, tasks, num_experts: int = 2) -> MixtureOfExperts:
     """MMoE with ``num_experts`` backbone copies (seed 002: 2). One task gives its single-task
     variant: the same experts and a single gate."""
-    n = _check_count("num_experts", num_experts)
+    n = check_count("num_experts", num_experts)
     bbs = [backbone_fn() for _ in range(n)]
     gates = {t.name: Gate(bbs[0].out_features, n) for t in tasks}
     return MixtureOfExperts([b.encoder for b in bbs], {t.name: bbs[0].make_head(t) for t in tasks}, gates,

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_count
 from . import BACKBONES
 from .backbones import Backbone
 from .cnn9 import linear_head
@@ -36,8 +37,7 @@ class MPNN(nn.Module):
         super().__init__()
         for k, v in dict(node_features=node_features, edge_features=edge_features, dim=dim, steps=steps,
                          set2set_steps=set2set_steps, edge_hidden=edge_hidden).items():
-            if int(v) < 1:
-                raise ValueError(f"{k} must be a positive integer, got {v}")
+            check_count(k, v)
         pyg_nn = _pyg_nn()
         self.steps = steps
         self.lin0 = nn.Linear(node_features, dim)

@@ -17,17 +17,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_count
 from . import ARCHITECTURES
 from .backbones import run_stages
 from .cgc import expert_layout
-from .mmoe import Gate, MixtureOfExperts, _check_count, mix
+from .mmoe import Gate, MixtureOfExperts, mix
 
 SHARED = "__shared__"
 
 
 def split_levels(stages: list[nn.Module], levels: int | None) -> list[list[nn.Module]]:
     """``levels`` contiguous, even runs of ``stages`` (every stage its own level when ``None``)."""
-    n = len(stages) if levels is None else _check_count("levels", levels)
+    n = len(stages) if levels is None else check_count("levels", levels)
     if n > len(stages):
         raise ValueError(f"levels={n} exceeds the backbone's {len(stages)} stages")
     cuts = [round(i * len(stages) / n) for i in range(n + 1)]
@@ -79,7 +80,7 @@ class PLE(MixtureOfExperts):
 def ple(backbone_fn, tasks, num_shared: int = 1, num_task: int = 1, levels: int | None = None) -> PLE:
     """PLE with ``num_shared`` shared and ``num_task`` per-task experts per level (seed 002: [1, 1, 1, 1]).
     One task gives the single-task variant (same experts and gates, one task path)."""
-    s, k = _check_count("num_shared", num_shared), _check_count("num_task", num_task, 0)
+    s, k = check_count("num_shared", num_shared), check_count("num_task", num_task, 0)
     bbs = [backbone_fn() for _ in range(s + k * len(tasks))]
     experts = [split_levels(b.staged("ple"), levels) for b in bbs]
     chans = [run[-1].out_channels for run in experts[0]]

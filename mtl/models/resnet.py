@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet as tvm
 
+from ..checks import check_count
 from . import BACKBONES
 from .backbones import Backbone, Stage, upsample_head
 
@@ -80,8 +81,7 @@ class DilatedResNet(nn.Module):
 
 
 def _resnet(name: str, in_channels: int, width: int, weights: str | None, head_width: int | None) -> Backbone:
-    if width < 1:
-        raise ValueError(f"width must be a positive integer, got {width}")
+    check_count("width", width)
     block, layers, factory = _SPECS[name]
     if width == 64:
         net = factory(weights=weights)

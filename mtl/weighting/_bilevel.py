@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._linalg import check_positive
+from ..checks import check_count, check_positive
 from .base import StepContext, Weighting
 
 
@@ -59,9 +59,7 @@ class BilevelWeighting(Weighting):
     def __init__(self, outer_lr: float, inner_lr: float, inner_step: int):
         self.outer_lr = check_positive("outer_lr", outer_lr)
         self.inner_lr = check_positive("inner_lr", inner_lr)
-        if int(inner_step) != inner_step or inner_step < 1:
-            raise ValueError(f"inner_step must be a positive integer, got {inner_step!r}")
-        self.inner_step = int(inner_step)
+        self.inner_step = check_count("inner_step", inner_step)
         self.reset()
 
     def reset(self) -> None:

@@ -12,6 +12,7 @@ import torch
 from scipy.optimize import nnls
 from torch.nn.parameter import UninitializedParameter
 
+
 EPS = 1e-12
 
 
@@ -107,13 +108,3 @@ def require(module: str, method: str, extra: str = "solvers"):
                           f"pip install 'mtl-imbalance[{extra}]' (or pip install {module})") from e
 
 
-def check_positive(name: str, value, allow_zero: bool = False) -> float:
-    """Validate a hyper-parameter eagerly with a message naming it."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    ok = v >= 0 if allow_zero else v > 0
-    if not (ok and np.isfinite(v)):
-        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'} and finite, got {value!r}")
-    return v

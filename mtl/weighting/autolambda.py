@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_positive
 from . import register
 from ._bilevel import BilevelWeighting, losses_at, trainable, virtual_steps
-from ._linalg import check_positive
 from .base import StepContext
 
 

@@ -5,8 +5,9 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
+from ..checks import check_positive
 from . import register
-from ._linalg import check_positive, normalized
+from ._linalg import normalized
 from .gradient import GradientWeighting
 
 RESCALES = (0, 1, 2)

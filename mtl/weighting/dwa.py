@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_positive
 from . import register
-from ._linalg import check_positive
 from .base import LossWeighting
 
 

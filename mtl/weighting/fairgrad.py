@@ -5,8 +5,9 @@ import numpy as np
 import torch
 from scipy.optimize import least_squares
 
+from ..checks import check_positive
 from . import register
-from ._linalg import check_positive, norms_from_gram, normalized
+from ._linalg import norms_from_gram, normalized
 from .gradient import GradientWeighting
 from .nashmtl import active_rows, clip_weights
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..checks import check_positive
 from . import register
 from ..jacobian import block_gramian, write_grads
 from ._bilevel import BilevelWeighting, losses_at, trainable, virtual_steps
-from ._linalg import check_positive, normalized, psd_root, require
+from ._linalg import normalized, psd_root, require
 from .base import StepContext
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..checks import check_count
 from ..jacobian import DenseJacobian, FactoredJacobian, gramian, jacobian, split_parameters, write_grads
 from ._linalg import gram
 from .base import StepContext, Weighting
@@ -44,9 +45,8 @@ class GradientWeighting(Weighting):
         mode = self.default_mode if mode is None else mode
         if mode not in self.modes:
             raise ValueError(f"{type(self).__name__} supports mode in {self.modes}, got {mode!r}")
-        if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
-            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-        self.mode, self.chunk_size = mode, chunk_size
+        self.mode = mode
+        self.chunk_size = None if chunk_size is None else check_count("chunk_size", chunk_size)
 
     @property
     def needs(self) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..checks import check_positive
 from . import register
-from ._linalg import check_positive, lazy_parameter, materialize, norms_from_gram
+from ._linalg import lazy_parameter, materialize, norms_from_gram
 from .base import StepContext
 from .gradient import GradientWeighting
 

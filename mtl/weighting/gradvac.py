@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..checks import check_positive
 from . import register
-from ._linalg import check_positive
 from .gradient import GradientWeighting
 from .pcgrad import random_orders
 

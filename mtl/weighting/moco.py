@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_positive
 from . import register
-from ._linalg import check_positive, project_simplex
+from ._linalg import project_simplex
 from .base import StepContext
 from .gradient import GradientWeighting
 

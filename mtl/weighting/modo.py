@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..checks import check_positive
 from . import register
-from ._linalg import check_positive, project_simplex
+from ._linalg import project_simplex
 from ._threebatch import cross_product
 from .base import StepContext
 from .gradient import GradientWeighting

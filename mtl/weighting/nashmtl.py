@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..checks import check_count, check_positive
 from . import register
-from ._linalg import check_positive, norms_from_gram, psd_root, require
+from ._linalg import norms_from_gram, psd_root, require
 from .gradient import GradientWeighting
 
 RIDGE = 1e-8      # on the cosine matrix: keeps the problem bounded when gradients cancel exactly
@@ -97,9 +98,7 @@ class NashMTL(GradientWeighting):
     def __init__(self, update_weights_every: int = 1, max_norm: float | None = 1.0, solver: str = "CLARABEL",
                  mode: str | None = None, chunk_size: int | None = None):
         super().__init__(mode, chunk_size)
-        if int(update_weights_every) != update_weights_every or update_weights_every < 1:
-            raise ValueError(f"update_weights_every must be a positive integer, got {update_weights_every!r}")
-        self.update_weights_every = int(update_weights_every)
+        self.update_weights_every = check_count("update_weights_every", update_weights_every)
         self.max_norm = None if max_norm is None else check_positive("max_norm", max_norm, allow_zero=True)
         self.solver = solver
         self._solve = NashSolver(solver)

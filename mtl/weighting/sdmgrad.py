@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..checks import check_count, check_positive
 from . import register
-from ._linalg import check_positive, project_simplex
+from ._linalg import project_simplex
 from ._threebatch import cross_gram
 from .base import StepContext
 from .gradient import GradientWeighting
@@ -28,9 +29,7 @@ class SDMGrad(GradientWeighting):
     def __init__(self, lamda: float = 0.3, niter: int = 20, mode: str | None = None, chunk_size: int | None = None):
         super().__init__(mode, chunk_size)
         self.lamda = check_positive("lamda", lamda, allow_zero=True)
-        if int(niter) != niter or niter < 1:
-            raise ValueError(f"niter must be a positive integer, got {niter!r}")
-        self.niter = int(niter)
+        self.niter = check_count("niter", niter)
         self.reset()
 
     def reset(self) -> None:

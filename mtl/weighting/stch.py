@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_count, check_positive
 from . import register
-from ._linalg import check_positive
 from .base import LossWeighting, StepContext
 
 
@@ -19,9 +19,7 @@ class STCH(LossWeighting):
 
     def __init__(self, mu: float = 1.0, warmup_epoch: int = 4):
         self.mu = check_positive("mu", mu)
-        if int(warmup_epoch) != warmup_epoch or warmup_epoch < 0:
-            raise ValueError(f"warmup_epoch must be a non-negative integer, got {warmup_epoch!r}")
-        self.warmup_epoch = int(warmup_epoch)
+        self.warmup_epoch = check_count("warmup_epoch", warmup_epoch, 0)
         self.reset()
 
     def reset(self) -> None:

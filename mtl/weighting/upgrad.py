@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..checks import check_positive
 from . import register
-from ._linalg import check_positive, dual_cone_weights, normalized
+from ._linalg import dual_cone_weights, normalized
 from .gradient import GradientWeighting
 
 
