@@ -33,7 +33,7 @@ from mtl import weighting as W
 from mtl.data import DataBundle
 from mtl.memory import PeakMemory
 from mtl.models.base import MultiTaskModel
-from mtl.train import PlainStep, resolve_device
+from mtl.train import PlainStep, StepInfo, resolve_device
 
 MiB = 2 ** 20
 FEATURES = 256
@@ -112,7 +112,7 @@ def run_steps(build, rule, data, steps: int, device) -> int:
         model = build().to(device).train()
         opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
         for s in range(steps):
-            rule.step(model, data, (x, y), weighting, opt, {"epoch": 0, "step": s, "next_batch": None})
+            rule.step(model, data, (x, y), weighting, opt, StepInfo(step=s))
         del model, opt
     return meter.peak_bytes
 

@@ -1,26 +1,34 @@
-"""Run one training configuration from plain parameters (what a notebook's parameters cell holds).
+"""Runs from plain parameters: the typed :class:`RunSpec`, and :func:`train_run` that records one.
 
-``train_run(out_dir, spec)`` builds the dataset, model and weighting named in ``spec``, trains
-with :func:`mtl.train.fit` and records the run under ``out_dir`` (skipped if already finished).
+A notebook's parameters cell holds plain dicts; ``RunSpec.from_dict`` checks them once (unknown
+keys raise an error listing the valid ones) and the spec then builds its data, model and
+weighting in one place (:meth:`RunSpec.build_data`, :meth:`~RunSpec.build_model`,
+:meth:`~RunSpec.build_weighting`, :meth:`~RunSpec.build_probes`). ``train_run(out_dir, spec)``
+trains with :func:`mtl.train.fit` and records the run under ``out_dir`` (loaded instead when
+already finished); its folder is ``<name>-<hash of spec.params()>``.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Mapping
+
+import torch
 
 from . import data as D
 from . import weighting as W
 from .data.corruptions import corrupt
+from .diagnostics import GradientProbe, RepresentationProbe
 from .models import create_model
+from .paths import portable, repo_root
 from .runs import run_id, run_or_load
-from .diagnostics import GradientProbe
 from .train import TrainConfig, fit, seed_everything
 
-SPEC_KEYS = {"name", "dataset", "dataset_kw", "tasks", "architecture", "architecture_kw", "backbone", "backbone_kw",
-             "weighting", "weighting_kw", "train", "corruption", "save_model", "probes"}
+PROBE_KINDS = ("gradient", "representation")
 
 
 @lru_cache(maxsize=8)
@@ -33,10 +41,138 @@ def load_data(name: str, **kw):
     return _bundle(name, json.dumps(kw, sort_keys=True))
 
 
+def _probe(p: Mapping) -> dict:
+    """One probe declaration ``{"kind": "gradient" | "representation", ...}``, checked."""
+    p = dict(p)
+    kind = p.get("kind")
+    if kind not in PROBE_KINDS:
+        raise ValueError(f"probe kind must be one of {PROBE_KINDS}, got {kind!r} in {p}")
+    if kind == "representation" and set(p) - {"kind", "every"}:
+        raise ValueError(f"a representation probe takes only 'every', got {sorted(set(p) - {'kind'})}")
+    return p
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: data, model, weighting, optimisation, and what to record.
+
+    ``train`` holds :class:`~mtl.train.TrainConfig` fields as given (the run id hashes them so);
+    ``probes`` are declarations ``{"kind": "gradient", "every": k, ...}`` (:class:`mtl.diagnostics.GradientProbe`)
+    or ``{"kind": "representation", "every": k}`` (:class:`mtl.diagnostics.RepresentationProbe`);
+    ``save_model`` writes the trained ``state_dict`` as ``<run>/model.pt``. Optional fields left
+    at ``None`` are not part of :meth:`params`.
+
+    >>> spec = RunSpec.from_dict({"dataset": "multimnist", "backbone": "lenet", "name": "demo"})
+    >>> spec.params()["architecture"], spec.params()["weighting"]
+    ('hps', 'ew')
+    >>> RunSpec.from_dict(spec.params()) == spec
+    True
+    """
+
+    dataset: str
+    backbone: str
+    architecture: str = "hps"
+    weighting: str = "ew"
+    dataset_kw: Mapping[str, Any] = field(default_factory=dict)
+    backbone_kw: Mapping[str, Any] = field(default_factory=dict)
+    architecture_kw: Mapping[str, Any] | None = None
+    weighting_kw: Mapping[str, Any] = field(default_factory=dict)
+    tasks: tuple[str, ...] | None = None
+    train: Mapping[str, Any] = field(default_factory=dict)
+    corruption: Mapping[str, Any] | None = None
+    probes: tuple[Mapping[str, Any], ...] = ()
+    save_model: bool | None = None
+    name: str | None = None
+
+    # ------------------------------------------------------------------ plain parameters in and out
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any] | "RunSpec") -> "RunSpec":
+        """A spec from plain parameters (what a profile file or ``config.json`` holds).
+
+        Probes may also be given in the recorded form of :meth:`params` (``probes: {every: k, ...}``
+        for a gradient probe, ``probe: {rep_cos_every: k}`` for a representation probe).
+        """
+        if isinstance(spec, RunSpec):
+            return spec
+        spec = dict(spec)
+        valid = {f.name for f in fields(cls)} | {"probe"}
+        unknown = set(spec) - valid
+        if unknown:
+            raise ValueError(f"unknown spec keys {sorted(unknown)}; valid keys: {sorted(valid - {'probe'})}")
+        for key in ("dataset", "backbone"):
+            if key not in spec:
+                raise ValueError(f"spec needs {key!r}; got keys {sorted(spec)}")
+        probes = spec.pop("probes", None) or ()
+        if isinstance(probes, Mapping):                      # recorded form of a gradient probe
+            probes = [{"kind": "gradient", **probes}] if "kind" not in probes else [probes]
+        rep = spec.pop("probe", None)                          # recorded form of a representation probe
+        if rep is not None:
+            if set(rep) != {"rep_cos_every"}:
+                raise ValueError(f"spec key 'probe' must be {{'rep_cos_every': k}}, got {rep}")
+            probes = [*probes, {"kind": "representation", "every": rep["rep_cos_every"]}]
+        if spec.get("tasks") is not None:
+            spec["tasks"] = tuple(spec["tasks"])
+        return cls(probes=tuple(_probe(p) for p in probes), **spec)
+
+    def params(self) -> dict:
+        """The canonical parameters the run id hashes (:func:`mtl.runs.run_id`) and ``config.json`` holds."""
+        p = {"architecture": self.architecture, "backbone": self.backbone, "backbone_kw": dict(self.backbone_kw),
+             "dataset": self.dataset, "dataset_kw": dict(self.dataset_kw), "train": dict(self.train),
+             "weighting": self.weighting, "weighting_kw": dict(self.weighting_kw)}
+        optional = {"name": self.name, "tasks": None if self.tasks is None else list(self.tasks),
+                    "architecture_kw": None if self.architecture_kw is None else dict(self.architecture_kw),
+                    "corruption": None if self.corruption is None else dict(self.corruption),
+                    "save_model": self.save_model}
+        p.update({k: v for k, v in optional.items() if v is not None})
+        for probe in self.probes:
+            if probe["kind"] == "gradient":
+                p["probes"] = {k: v for k, v in probe.items() if k != "kind"}
+            else:
+                p["probe"] = {"rep_cos_every": int(probe["every"])}
+        return p
+
+    def run_id(self) -> str:
+        return run_id(self.params())
+
+    def config(self) -> TrainConfig:
+        return TrainConfig(**self.train)
+
+    # ------------------------------------------------------------------ what a run is made of
+    def build_data(self, corrupted: bool = True):
+        """The dataset (cached per process), corrupted by ``corruption`` if set, restricted to ``tasks``."""
+        bundle = load_data(self.dataset, **self.dataset_kw)
+        if corrupted and self.corruption:     # noisy labels / subsampled train (mtl.data.corruptions)
+            bundle = corrupt(bundle, **self.corruption)
+        return bundle.select(list(self.tasks) if self.tasks else [t.name for t in bundle.tasks])
+
+    def build_model(self, bundle=None):
+        """A fresh network (architecture over backbone, one head per task of ``bundle``, default this
+        spec's data); not seeded here (:func:`train_run` seeds before building)."""
+        bundle = bundle if bundle is not None else self.build_data(corrupted=False)
+        return create_model(self.architecture, self.backbone, bundle.tasks, architecture_kw=self.architecture_kw,
+                            **self.backbone_kw)
+
+    def build_weighting(self):
+        """The weighting; keyword arguments its class declares in ``run_arguments`` name recorded runs
+        (one run folder, or a mapping of them) and are loaded as models with :func:`load_model`."""
+        kw = dict(self.weighting_kw)
+        for key in getattr(W.WEIGHTINGS.get(self.weighting), "run_arguments", ()):
+            if isinstance(kw.get(key), Mapping):
+                kw[key] = {k: load_model(v) for k, v in kw[key].items()}
+            elif kw.get(key) is not None:
+                kw[key] = load_model(kw[key])
+        return W.create(self.weighting, **kw)
+
+    def build_probes(self, bundle) -> list:
+        probes = []
+        for p in self.probes:
+            kw = {k: v for k, v in p.items() if k != "kind"}
+            probes.append(GradientProbe(**kw) if p["kind"] == "gradient" else RepresentationProbe(bundle, **kw))
+        return probes
+
+
 def save_state(path, state: dict) -> None:
     """``torch.save(state, path)`` atomically (temporary file + rename), like every run file."""
-    import torch
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -49,37 +185,38 @@ def save_state(path, state: dict) -> None:
         raise
 
 
-def train_run(out_dir, spec: dict) -> dict:
-    """Train (or load) the run described by ``spec``; returns the run record (see :mod:`mtl.runs`).
-
-    An optional ``corruption`` dict is passed to :func:`mtl.data.corruptions.corrupt` after loading
-    (seed 004 §V-E); it is part of the spec, hence of the run id.
-    """
-    unknown = set(spec) - SPEC_KEYS
-    if unknown:
-        raise ValueError(f"unknown spec keys {sorted(unknown)}; valid keys: {sorted(SPEC_KEYS)}")
-    for key in ("dataset", "backbone"):
-        if key not in spec:
-            raise ValueError(f"spec needs {key!r}")
-    spec = {"architecture": "hps", "weighting": "ew", "dataset_kw": {}, "backbone_kw": {}, "weighting_kw": {},
-            "train": {}, **spec}
+def train_run(out_dir, spec: Mapping[str, Any] | RunSpec) -> dict:
+    """Train (or load) the run described by ``spec``; returns the run record (see :mod:`mtl.runs`)."""
+    spec = RunSpec.from_dict(spec)
+    params = spec.params()
 
     def run():
-        bundle = load_data(spec["dataset"], **spec["dataset_kw"])
-        if spec.get("corruption"):  # seed 004 §V-E: noisy labels / subsampled train (mtl.data.corruptions)
-            bundle = corrupt(bundle, **spec["corruption"])
-        tasks = spec.get("tasks") or [t.name for t in bundle.tasks]
-        bundle = bundle.select(tasks)
-        config = TrainConfig(**spec["train"])
-        seed_everything(config.seed)  # the initial weights depend on the seed only
-        model = create_model(spec["architecture"], spec["backbone"], bundle.tasks,
-                             architecture_kw=spec.get("architecture_kw"), **spec["backbone_kw"])
-        weighting = W.create(spec["weighting"], **spec["weighting_kw"])
-        # optional gradient diagnostics (seed 004 §V-F): {"every": k, ...} -> mtl.diagnostics.GradientProbe
-        probes = [GradientProbe(**spec["probes"])] if spec.get("probes") else []
-        hist = fit(model, bundle, weighting, config, probes=probes)
-        if spec.get("save_model"):  # state_dict as <run>/model.pt, written before metrics.json
-            save_state(Path(out_dir) / run_id(spec) / "model.pt", model.state_dict())
+        bundle = spec.build_data()
+        config = spec.config()
+        seed_everything(config.seed)     # the initial weights depend on the seed only
+        model = spec.build_model(bundle)
+        hist = fit(model, bundle, spec.build_weighting(), config, probes=spec.build_probes(bundle))
+        if spec.save_model:              # state_dict as <run>/model.pt, written before metrics.json
+            save_state(Path(out_dir) / run_id(params) / "model.pt", model.state_dict())
         return {"metrics": hist.final, "history": hist.epochs, "info": hist.info}
 
-    return run_or_load(out_dir, spec, run)
+    return run_or_load(out_dir, params, run)
+
+
+def _resolve(path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else repo_root() / p
+
+
+def load_model(run_dir):
+    """The trained model of a run recorded with ``save_model: true``, rebuilt from its ``config.json``
+    (``run_dir`` absolute or relative to the repository root); eval mode, ``model.run_dir`` set."""
+    run_dir = _resolve(run_dir)
+    weights = run_dir / "model.pt"
+    if not weights.exists():
+        raise FileNotFoundError(f"{weights} does not exist: train the run with spec key save_model: true")
+    spec = RunSpec.from_dict(json.loads((run_dir / "config.json").read_text()))
+    model = spec.build_model()
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.run_dir = portable(run_dir)
+    return model.eval()

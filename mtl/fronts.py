@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .curves import recalibrate_bn
+from .train import to_device
+
 
 def _as_points(points, m: int | None = None) -> np.ndarray:
     P = np.asarray(points, dtype=np.float64)
@@ -115,8 +118,6 @@ class GridEval:
 @torch.no_grad()
 def evaluate_at(model, data, split: str = "test", batch_size: int = 256) -> tuple[np.ndarray, dict]:
     """Mean task losses [T] and ``{task: {metric: value}}`` of ``model`` (eval mode) on a split."""
-    from .train import to_device
-
     device = next(model.parameters()).device
     was = model.training
     model.eval()
@@ -140,7 +141,6 @@ def evaluate_grid(model, data, grid, split: str = "test", batch_size: int = 256,
     ``bn_split`` (e.g. "train") recomputes BatchNorm statistics at each point first, as EXTRA's
     ``evaluate_path.py`` does; the model is left at the last grid point.
     """
-    from .curves import recalibrate_bn
 
     points, losses, metrics = [], [], []
     for p in grid:

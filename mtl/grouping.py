@@ -11,6 +11,9 @@ import numpy as np
 import torch
 
 from .checks import check_count
+from .jacobian import jacobian
+from .tasks import task_losses
+from .train import to_device
 
 METHODS = ("spectral", "kmeans", "random")
 AFFINITIES = ("shift", "clip")
@@ -32,9 +35,6 @@ def task_gradients(model, data, batches: int = 4, batch_size: int = 64, split: s
     Uses :func:`mtl.jacobian.jacobian` (one batched backward per batch). Train the model for a few
     warm-up epochs first (seed 000 §5.3 leaves their number open).
     """
-    from .jacobian import jacobian
-    from .train import task_losses, to_device
-
     device = next(model.parameters()).device
     total, n = None, 0
     for k, (x, y) in enumerate(data.loader(split, batch_size, shuffle=True, seed=seed)):

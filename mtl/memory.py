@@ -28,6 +28,8 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from .train import PlainStep, StepInfo, resolve_device, to_device
+
 
 def _storages(obj) -> list:
     return [t.untyped_storage() for t in tree_leaves(obj)
@@ -148,8 +150,6 @@ def step_cost(make_model: Callable[[], torch.nn.Module], data, weighting, batch_
     A CUDA out-of-memory error, or a peak above ``memory_limit_bytes`` (e.g. seed 002's 24 GB
     RTX 3090), gives ``oom=True``.
     """
-    from .train import PlainStep, resolve_device, to_device
-
     dev = resolve_device(device)
     batch = to_device(next(iter(data.loader("train", batch_size, shuffle=True))), dev)
     rule, meter, params, state = PlainStep(), PeakMemory(dev), 0, {}
@@ -157,7 +157,7 @@ def step_cost(make_model: Callable[[], torch.nn.Module], data, weighting, batch_
 
     def one_step(i):
         rule.step(state["model"], data, batch, weighting, state["opt"],
-                  {"epoch": 0, "step": i, "next_batch": lambda split: batch})
+                  StepInfo(step=i, next_batch=lambda split: batch))
 
     try:
         with meter:

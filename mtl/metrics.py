@@ -259,3 +259,21 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
         raise ValueError("mean_se needs at least one value")
     se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
     return float(v.mean()), se
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], z: float = 2.0) -> tuple[str, float, float]:
+    """Sign of mean(a - b) over paired seeds: ``"greater"``, ``"less"`` or ``"undecided"``, with mean and SE.
+
+    With one seed the SE is unknown and the answer is ``"undecided"``.
+    """
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if d.shape != np.asarray(b, float).shape:
+        raise ValueError(f"paired values need equal lengths, got {len(a)} and {len(b)}")
+    m, se = mean_se(d)
+    if d.size < 2:
+        return "undecided", m, se
+    if m - z * se > 0:
+        return "greater", m, se
+    if m + z * se < 0:
+        return "less", m, se
+    return "undecided", m, se

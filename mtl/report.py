@@ -26,7 +26,7 @@ def metric_label(col: str) -> str:
 def paper_beside(ours: pd.DataFrame, ref: dict) -> pd.DataFrame:
     """The paper's rows and ours side by side, per metric; fraction metrics of ours shown in %.
 
-    ``ref`` is one of :mod:`mtl.reference`'s tables (rows: Single-task / Uniform / Grid Search).
+    ``ref`` is one of the paper tables in :mod:`mtl.studies._paper` (rows: Single-task / Uniform / Grid Search).
     """
     cols = list(ref.get("columns", {})) + ["delta_m"]
     out = {}

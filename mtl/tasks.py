@@ -113,3 +113,8 @@ MAEMeter = M.MAEMeter
 
 def evaluate_meters(tasks: list[Task]) -> dict[str, object]:
     return {t.name: t.make_meter() for t in tasks}
+
+
+def task_losses(model, data, preds: dict, targets: dict) -> torch.Tensor:
+    """[T] losses of ``model.tasks``, in that order, each by its task's loss in ``data`` (a DataBundle)."""
+    return torch.stack([data.task(t).loss(preds[t], targets[t]) for t in model.tasks])

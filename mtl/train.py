@@ -10,7 +10,7 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -18,7 +18,9 @@ from tqdm import tqdm
 
 from .checks import check_count
 from .data import DataBundle
+from .metrics import relative_improvements
 from .models import MultiTaskModel
+from .tasks import task_losses
 from .weighting import StepContext, Weighting
 
 PROTOCOLS = ("last", "best_val", "mean_last_k")
@@ -73,11 +75,6 @@ def to_device(obj, device: torch.device):
     return obj.to(device) if hasattr(obj, "to") else obj
 
 
-def task_losses(model: MultiTaskModel, data: DataBundle, preds: dict, targets: dict) -> torch.Tensor:
-    """[T] losses in ``model.tasks`` order."""
-    return torch.stack([data.task(t).loss(preds[t], targets[t]) for t in model.tasks])
-
-
 def check_finite(losses: torch.Tensor, tasks: list[str], epoch: int, step: int) -> None:
     bad = [(t, float(v)) for t, v in zip(tasks, losses.detach()) if not math.isfinite(float(v))]
     if bad:
@@ -85,16 +82,30 @@ def check_finite(losses: torch.Tensor, tasks: list[str], epoch: int, step: int) 
                                  ", ".join(f"task {t!r} = {v}" for t, v in bad))
 
 
+@dataclass(frozen=True)
+class StepInfo:
+    """Where a step rule is in training, and what the loop offers it (the step-rule contract's context).
+
+    ``next_batch(split)`` draws another batch of a split (bilevel methods ask for "val", three-batch
+    methods for "train"); ``probes`` are diagnostics called after the backward, before the optimizer step.
+    """
+
+    epoch: int = 0
+    step: int = 0
+    next_batch: Callable[[str], tuple] | None = None
+    probes: tuple = ()
+
+
 class PlainStep:
     """One forward pass, the weighting's backward, one optimiser step."""
 
     def step(self, model: MultiTaskModel, data: DataBundle, batch, weighting: Weighting, optimizer,
-             ctx_kwargs: dict) -> dict:
+             info: StepInfo) -> dict:
         x, y = batch
         z = model.encode(x)
         rep = z if weighting.needs == "rep" else None
         losses = task_losses(model, data, model.decode(z), y)
-        check_finite(losses, model.tasks, ctx_kwargs["epoch"], ctx_kwargs["step"])
+        check_finite(losses, model.tasks, info.epoch, info.step)
 
         def rep_loss_fn(b):
             bx, by = b
@@ -102,7 +113,8 @@ class PlainStep:
             return task_losses(model, data, model.decode(zb), by), zb
 
         ctx = StepContext(model=model, batch=batch, rep=rep, loss_fn=lambda b: rep_loss_fn(b)[0],
-                          rep_loss_fn=rep_loss_fn, **ctx_kwargs)
+                          rep_loss_fn=rep_loss_fn, epoch=info.epoch, step=info.step, next_batch=info.next_batch,
+                          probes=info.probes)
         optimizer.zero_grad(set_to_none=True)
         reg = model.regularization()
         if reg is not None:
@@ -139,7 +151,7 @@ def evaluate(model: MultiTaskModel, data: DataBundle, split: str, batch_size: in
     return {t: m.compute() for t, m in meters.items()}
 
 
-def _batches(data: DataBundle, split: str, batch_size: int, seed: int, device) -> Iterator:
+def batches(data: DataBundle, split: str, batch_size: int, seed: int, device) -> Iterator:
     """An endless stream of shuffled batches of ``split`` (reshuffled every pass)."""
     k = 0
     while True:
@@ -156,8 +168,6 @@ def select_final(records: list[dict], protocol: str, k: int, tasks: list[str], d
     if protocol == "mean_last_k":
         last = records[-k:]
         return {t: {m: float(np.mean([r["test"][t][m] for r in last])) for m in last[-1]["test"][t]} for t in tasks}
-    from .metrics import relative_improvements
-
     def score(r):
         vals = []
         for t in tasks:
@@ -190,7 +200,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
 
     def next_batch(split: str):
         if split not in streams:
-            streams[split] = _batches(data, split, config.batch_size, config.seed + 1 + len(streams), device)
+            streams[split] = batches(data, split, config.batch_size, config.seed + 1 + len(streams), device)
         return next(streams[split])
 
     n_train = len(data.train)
@@ -210,8 +220,8 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
         sums, weights, probe_records = torch.zeros(len(model.tasks)), [], []
         for s in range(steps):
             logs = step_rule.step(model, data, next_batch("train"), weighting, optimizer,
-                                  {"epoch": epoch, "step": epoch * steps + s, "next_batch": next_batch,
-                                   **({"probes": tuple(probes)} if probes else {})})
+                                  StepInfo(epoch=epoch, step=epoch * steps + s, next_batch=next_batch,
+                                           probes=tuple(probes)))
             probe_records += logs.get("probes", [])
             sums += logs["losses"].cpu()
             if "weights" in logs:

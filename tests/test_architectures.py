@@ -14,7 +14,8 @@ from mtl.models import ARCHITECTURES, architecture_names, create_model
 from mtl.models.backbones import Backbone
 from mtl.models.cross_stitch import CrossStitch
 from mtl.models.dselect_k import DSelectGate, smooth_step
-from mtl.train import PlainStep, TrainConfig, fit, task_losses
+from mtl.tasks import task_losses
+from mtl.train import PlainStep, StepInfo, TrainConfig, fit
 from mtl.weighting import StepContext, Weighting
 from mtl.weighting.gradient import GradientWeighting
 
@@ -187,7 +188,7 @@ class _NoTaskGradient(Weighting):
 def _one_loop_step(model, scenes):
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     PlainStep().step(model.train(), scenes, batch(scenes), _NoTaskGradient(), opt,
-                     {"epoch": 0, "step": 0, "next_batch": lambda s: batch(scenes)})
+                     StepInfo(epoch=0, step=0, next_batch=lambda s: batch(scenes)))
 
 
 @pytest.mark.parametrize("lam", [0.0, 1e-2])
@@ -225,7 +226,7 @@ def test_ltb_schedule_and_branching(scenes):
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     PlainStep().step(model, scenes, batch(scenes), W.create("ew"), opt,
-                     {"epoch": 3, "step": 0, "next_batch": lambda s: batch(scenes)})
+                     StepInfo(epoch=3, step=0, next_batch=lambda s: batch(scenes)))
     assert model.alpha.grad is not None and model.alpha.grad.abs().sum() > 0
 
 

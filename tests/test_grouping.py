@@ -5,7 +5,7 @@ import torch
 
 from mtl import grouping as G
 from mtl.models import create_model
-from mtl.train import task_losses
+from mtl.tasks import task_losses
 
 
 def planted(seed=0, sizes=(5, 3, 4), d=30, noise=0.15):

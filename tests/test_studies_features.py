@@ -63,7 +63,7 @@ def test_reference_rows_transcribed():
 
 def test_reference_tables_agree_with_each_other():
     """The per-metric rows and the Δm-only tables of seed 004 are transcribed once and must agree."""
-    from mtl import reference as R
+    from mtl.studies import _paper as R
     alias = {"Nash-MTL": "NashMTL"}
     for m, row in R.SEED004_TABLE2_NYUD_R18_ROWS.items():
         assert R.SEED004_TABLE2_DELTA["rows"][alias.get(m, m)][0] == row["delta_m"], m

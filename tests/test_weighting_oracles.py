@@ -304,7 +304,7 @@ def test_autolambda_hypergradient_is_exact():
     from test_weighting import tiny_bundle, tiny_model
 
     from mtl.jacobian import flatten, jacobian
-    from mtl.train import task_losses
+    from mtl.tasks import task_losses
     from mtl.weighting.base import StepContext
 
     data, model = tiny_bundle(), tiny_model()
@@ -346,7 +346,7 @@ def test_three_batch_products_match_jacobians():
     from test_weighting import tiny_bundle, tiny_model
 
     from mtl.jacobian import jacobian
-    from mtl.train import task_losses
+    from mtl.tasks import task_losses
     from mtl.weighting._threebatch import cross_gram, cross_product
     from mtl.weighting.base import StepContext
 

@@ -12,7 +12,8 @@ from typing import Sequence
 
 import torch
 
-from ..train import check_finite, task_losses
+from ..tasks import task_losses
+from ..train import StepInfo, check_finite
 
 #: Datasets whose protocol uses 3 control points with 1 trainable (seed 000 App. A.2).
 THREE_POINT_DATASETS = ("multimnist", "celeba", "attributes", "attributes40")
@@ -123,7 +124,7 @@ class ExtraStep:
         r_align = alignment_loss(g[2], t) if len(idx) == 3 else torch.zeros((), dtype=L.dtype, device=L.device)
         return {"total": base + r_align + coef * r_o, "base": base, "r_o": r_o, "r_align": r_align}
 
-    def step(self, model, data, batch, weighting, optimizer, ctx_kwargs: dict) -> dict:
+    def step(self, model, data, batch, weighting, optimizer, info: StepInfo) -> dict:
         x, y = batch
         t = torch.rand(2, dtype=torch.float64)                              # t₁, t₂ ~ U[0, 1)
         rows = []
@@ -132,7 +133,7 @@ class ExtraStep:
                 rows.append(task_losses(model, data, model(x), y))           # [T]
         L = torch.stack(rows)                                               # [2, T]
         for row in L:
-            check_finite(row, model.tasks, ctx_kwargs.get("epoch", 0), ctx_kwargs.get("step", 0))
+            check_finite(row, model.tasks, info.epoch, info.step)
         parts = self.objective(L, t.to(L), model.tasks)
         optimizer.zero_grad(set_to_none=True)
         skipped = self.skip_above is not None and float(parts["total"].detach()) > self.skip_above

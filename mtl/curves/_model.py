@@ -17,6 +17,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..models.base import MultiTaskModel
+from ..train import to_device
 from . import create
 from ._families import CurveFamily, Simplex
 
@@ -246,7 +247,6 @@ def recalibrate_bn(model: nn.Module, loader: Iterable, point=None, max_batches: 
     (the code puts the whole model in train mode; this differs only for dropout). ``point``
     (t or α) is set on the model and left there. A model without BatchNorm is returned untouched.
     """
-    from ..train import to_device
 
     if point is not None:
         model.point = point

@@ -11,7 +11,8 @@ import itertools
 import torch
 
 from ..checks import check_count
-from ..train import check_finite, task_losses
+from ..tasks import task_losses
+from ..train import StepInfo, check_finite
 
 
 def simplex_grid(n_tasks: int, n: int = 11) -> torch.Tensor:
@@ -89,7 +90,7 @@ class PamalStep:
         conc = torch.full((n_tasks,), self.concentration, dtype=torch.float64)
         return torch.distributions.Dirichlet(conc).sample((self.window,))
 
-    def step(self, model, data, batch, weighting, optimizer, ctx_kwargs: dict) -> dict:
+    def step(self, model, data, batch, weighting, optimizer, info: StepInfo) -> dict:
         x, y = batch
         alphas = self.sample(len(model.tasks))                              # [W, T]
         rows = []
@@ -98,7 +99,7 @@ class PamalStep:
                 rows.append(task_losses(model, data, model(x), y))           # [T]
         L = torch.stack(rows)                                               # [W, T]
         for row in L:
-            check_finite(row, model.tasks, ctx_kwargs.get("epoch", 0), ctx_kwargs.get("step", 0))
+            check_finite(row, model.tasks, info.epoch, info.step)
         a = alphas.to(L)
         total = (a * L).sum()                                               # Σ_w Σ_t α_t L_t
         reg = L.new_zeros(())

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import claims, study
+from .. import claims
+from . import _common as study
 from ..curves import ExtraStep, default_groups
 from . import plugplay as PP
 

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, study
+from .. import claims
+from . import _common as study
 from .. import weighting as W
 from ..experiment import load_data
 from ..memory import step_cost

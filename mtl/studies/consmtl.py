@@ -2,7 +2,7 @@
 
 On each dataset of the profile: single-task baselines, then linear scalarisation (Σ_k ℓ_k), the
 upper level alone (ULO) and ConsMTL over the same seeds, each run recorded with a
-:class:`~mtl.bilevel.RepresentationProbe` (cosine matrices of δ_k = ∂L_k/∂z_k, seed 003 Fig. 5);
+:class:`~mtl.diagnostics.RepresentationProbe` (cosine matrices of δ_k = ∂L_k/∂z_k, seed 003 Fig. 5);
 an interleaved timing of ULO and ConsMTL steps in one process (seed 003 Table 6); and the
 verdicts on claims C16–C18. Δm% is in the paper's convention: **drop**, lower is better.
 """
@@ -15,14 +15,12 @@ import pandas as pd
 import torch
 
 from .. import weighting as W
-from ..bilevel import RepresentationProbe
-from ..claims import combine, paired_difference, verdict
-from ..experiment import load_data
-from ..metrics import mean_se
-from ..models import create_model
+from ..claims import combine, verdict
+from ..experiment import RunSpec, load_data, train_run
+from ..metrics import mean_se, paired_difference
 from ..runs import run_or_load
-from ..study import derive, directions, run_stl, stl_base, summary_table, task_names
-from ..train import PlainStep, TrainConfig, _batches, fit, resolve_device, seed_everything
+from ..train import PlainStep, StepInfo, batches, resolve_device, seed_everything
+from ._common import derive, directions, overall_delta, run_stl, stl_base, summary_table, task_names
 
 METHODS = {"LS": ("ew", {}), "ULO": ("ulo", {}), "ConsMTL": ("consmtl", {})}
 
@@ -80,43 +78,30 @@ def method_spec(cfg: dict, method: str) -> dict:
 
 
 def train_probed(out_dir, spec: dict, probe_every: int) -> dict:
-    """Like :func:`mtl.experiment.train_run`, with a :class:`RepresentationProbe` every ``probe_every`` steps."""
-    def run():
-        bundle = load_data(spec["dataset"], **spec.get("dataset_kw", {}))
-        bundle = bundle.select(spec.get("tasks") or [t.name for t in bundle.tasks])
-        config = TrainConfig(**spec["train"])
-        seed_everything(config.seed)
-        model = create_model(spec.get("architecture", "hps"), spec["backbone"], bundle.tasks,
-                             architecture_kw=spec.get("architecture_kw"), **spec.get("backbone_kw", {}))
-        hist = fit(model, bundle, W.create(spec["weighting"], **spec.get("weighting_kw", {})), config,
-                   probes=[RepresentationProbe(bundle, probe_every)])
-        return {"metrics": hist.final, "history": hist.epochs, "info": hist.info}
-
-    return run_or_load(out_dir, {**spec, "probe": {"rep_cos_every": int(probe_every)}}, run)
+    """:func:`mtl.experiment.train_run` with a representation probe (cosines of the δ_k) every ``probe_every`` steps."""
+    return train_run(out_dir, {**spec, "probes": [{"kind": "representation", "every": int(probe_every)}]})
 
 
 def step_times(out_dir, spec: dict, methods: dict[str, tuple[str, dict]], steps: int, repeats: int) -> dict:
     """Seconds per training step of each method, measured interleaved in one process (ULO, ConsMTL,
     ULO, ... on the same batches), so machine load hits both alike; recorded like a run."""
     def run():
-        bundle = load_data(spec["dataset"], **spec.get("dataset_kw", {}))
-        bundle = bundle.select(spec.get("tasks") or [t.name for t in bundle.tasks])
-        config = TrainConfig(**spec["train"])
+        run_spec = RunSpec.from_dict(spec)
+        bundle, config = run_spec.build_data(), run_spec.config()
         device = resolve_device(config.device)
         models, opts, ws = {}, {}, {}
         for m, (name, kw) in methods.items():
             seed_everything(config.seed)
-            models[m] = create_model(spec.get("architecture", "hps"), spec["backbone"], bundle.tasks,
-                                     architecture_kw=spec.get("architecture_kw"), **spec.get("backbone_kw", {})).to(device)
+            models[m] = run_spec.build_model(bundle).to(device)
             opts[m], ws[m] = torch.optim.Adam(models[m].parameters(), lr=config.lr), W.create(name, **kw)
-        batches = _batches(bundle, "train", config.batch_size, config.seed, device)
-        fixed = [next(batches) for _ in range(steps)]
+        stream = batches(bundle, "train", config.batch_size, config.seed, device)
+        fixed = [next(stream) for _ in range(steps)]
         times = {m: [] for m in methods}
         for r in range(repeats + 1):                                   # repeat 0 warms up
             for m in methods:
                 t0 = time.perf_counter()
                 for s, b in enumerate(fixed):
-                    PlainStep().step(models[m], bundle, b, ws[m], opts[m], {"epoch": 0, "step": s, "next_batch": None})
+                    PlainStep().step(models[m], bundle, b, ws[m], opts[m], StepInfo(step=s))
                 if r:
                     times[m].append((time.perf_counter() - t0) / steps)
         return {"metrics": {"seconds_per_step": times}, "history": [], "info": {"device": str(device)}}
@@ -148,7 +133,6 @@ def results_table(r: dict) -> pd.DataFrame:
 
 
 def delta_list(r: dict, method: str) -> list[float]:
-    from ..study import overall_delta
     return [overall_delta(rec["metrics"], r["base"], r["dirs"], "drop") for rec in r["methods"][method]]
 
 

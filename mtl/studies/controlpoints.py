@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import claims, study
+from .. import claims
+from . import _common as study
 from ..metrics import mean_se
-from ..train import task_losses, to_device
+from ..tasks import task_losses
+from ..train import to_device
 from . import extra_curves as X
 
 # Paper's metrics on CityScapes (seed 000 Table 2): mIoU, pixel accuracy, abs. and rel. depth error.

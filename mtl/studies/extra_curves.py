@@ -14,12 +14,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .. import study
+from . import _common as study
 from .. import weighting as W
 from ..curves import ExtraStep, curve_model
-from ..experiment import load_data, save_state, train_run
+from ..experiment import RunSpec, load_model, save_state, train_run
 from ..fronts import evaluate_grid
-from ..models import create_model
 from ..runs import run_id, run_or_load
 from ..train import TrainConfig, fit, seed_everything
 
@@ -28,21 +27,12 @@ ENDPOINT_OFFSET = 1000          # the second end point's seed is seed + 1000 (as
 
 def bundle_of(spec: dict):
     """The dataset of ``spec`` restricted to its tasks."""
-    b = load_data(spec["dataset"], **spec.get("dataset_kw", {}))
-    return b.select(spec["tasks"]) if spec.get("tasks") else b
-
-
-def build(spec: dict):
-    """A fresh multi-task network of ``spec`` (architecture, backbone and tasks)."""
-    return create_model(spec.get("architecture", "hps"), spec["backbone"], bundle_of(spec).tasks,
-                        architecture_kw=spec.get("architecture_kw"), **spec.get("backbone_kw", {}))
+    return RunSpec.from_dict(spec).build_data()
 
 
 def load_network(spec: dict, rec: dict):
-    """The network a ``save_model`` run recorded (``<run>/model.pt``), in eval-ready state."""
-    net = build(spec)
-    net.load_state_dict(torch.load(Path(rec["run_dir"]) / "model.pt", weights_only=True))
-    return net
+    """The network a ``save_model`` run recorded (``<run>/model.pt``), in training mode like a fresh one."""
+    return load_model(rec["run_dir"]).train()
 
 
 def endpoint_runs(out_dir, spec: dict, seed: int, weighting_kw: Sequence[dict] | None = None, tag: str = "") -> list[dict]:

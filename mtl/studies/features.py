@@ -2,7 +2,7 @@
 
 For each method (uniform, grid search, CAGrad, Nash-MTL, AvgNorm, URL) and seed: the run's Δm
 against single-task learning and, per task, the distance between its shared feature and the
-single-task network's feature of the same seed (:func:`mtl.distill.feature_distance`, URL's
+single-task network's feature of the same seed (:func:`mtl.diagnostics.feature_distance`, URL's
 adapter protocol fitted post hoc on the train split, measured on the test split).
 """
 from __future__ import annotations
@@ -13,11 +13,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, distill, reference, study
-from ..experiment import load_data, train_run
+from .. import claims, diagnostics
+from . import _common as study
+from . import _paper as reference
+from ..experiment import load_data, load_model, train_run
+from ..paths import portable
 from ..runs import run_or_load
 
-# seed 004, Tables II and III (NYUD-v2): the rows of the methods this section runs (mtl.reference).
+# seed 004, Tables II and III (NYUD-v2): the rows of the methods this section runs (mtl.studies._paper).
 SEED004_TABLE2_NYUD_R18_MTO = {"source": "seed 004, Table II, NYUD-v2, ResNet-18 (AvgNorm is not in Table II)",
                                "columns": reference.SEED004_NYUD_COLUMNS, "rows": reference.SEED004_TABLE2_NYUD_R18_ROWS}
 SEED004_TABLE3_NYUD_R50_URL = {"source": "seed 004, Table III, NYUD-v2, ResNet-50",
@@ -29,7 +32,7 @@ PAPER_C7 = ("Grid Search, CAGrad and Nash-MTL do better than Uniform (worst Δm)
 
 def teacher_dirs(stl: dict, i: int) -> dict[str, str]:
     """task -> the run folder of seed index ``i``'s single-task network (portable path)."""
-    return {t: distill.portable(recs[i]["run_dir"]) for t, recs in stl.items()}
+    return {t: portable(recs[i]["run_dir"]) for t, recs in stl.items()}
 
 
 def run_methods(out_dir, cfg: dict) -> dict:
@@ -52,14 +55,14 @@ def run_methods(out_dir, cfg: dict) -> dict:
 
 def distance_record(out_dir, run: dict, teachers: dict[str, str], cfg: dict) -> dict[str, float]:
     """The diagnostic of one multi-task run against its seed's teachers (recorded, loaded when done)."""
-    params = {"name": f"distance-{run['params']['name']}", "run": distill.portable(run["run_dir"]),
+    params = {"name": f"distance-{run['params']['name']}", "run": portable(run["run_dir"]),
               "teachers": teachers, **cfg}
 
     def compute():
         spec = run["params"]
         bundle = load_data(spec["dataset"], **spec.get("dataset_kw", {}))
-        model = distill.load_model(run["run_dir"])
-        d = distill.feature_distance(model, {t: distill.load_model(p) for t, p in teachers.items()}, bundle, **cfg)
+        model = load_model(run["run_dir"])
+        d = diagnostics.feature_distance(model, {t: load_model(p) for t, p in teachers.items()}, bundle, **cfg)
         return {"metrics": d}
 
     return run_or_load(Path(out_dir) / "distances", params, compute)["metrics"]

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, study
+from .. import claims
+from . import _common as study
 from ..diagnostics import probe_frame
 from ..experiment import train_run
 from .mto import label

@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import claims, study
+from .. import claims
+from . import _common as study
 from ..experiment import train_run
 from ..grouping import assign_roles, cluster_tasks, task_gradients
 from ..metrics import delta_m, mean_se

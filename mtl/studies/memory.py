@@ -25,7 +25,7 @@ from ..data import load
 from ..memory import PeakMemory
 from ..models import create_model
 from ..runs import canonical, run_id, write_json
-from ..train import PlainStep, resolve_device, seed_everything, to_device
+from ..train import PlainStep, StepInfo, resolve_device, seed_everything, to_device
 
 MiB = 2 ** 20
 METHODS = ("PaMaL", "EXTRA-1", "EXTRA-2")
@@ -63,7 +63,7 @@ def peak_bytes(build, rule, data, batch, steps: int, device) -> int:
         model = build().to(device).train()
         opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
         for s in range(steps):
-            rule.step(model, data, batch, weighting, opt, {"epoch": 0, "step": s, "next_batch": lambda split: batch})
+            rule.step(model, data, batch, weighting, opt, StepInfo(step=s, next_batch=lambda split: batch))
         del model, opt
     return int(meter.peak_bytes)
 

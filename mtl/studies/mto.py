@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, study
+from .. import claims
+from . import _common as study
 from ..metrics import mean_rank
-from ..reference import (FIXED, SEED002_TABLE2, SEED002_TABLE2_COLUMNS, SEED004_TABLE2_DELTA,  # noqa: F401
+from ._paper import (FIXED, SEED002_TABLE2, SEED002_TABLE2_COLUMNS, SEED004_TABLE2_DELTA,  # noqa: F401
                          SEED004_TABLE3_DELTA)
 
 # Registry name -> the label the papers use (others keep their registry name).

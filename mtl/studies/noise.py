@@ -16,7 +16,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import claims, study
+from .. import claims
+from . import _common as study
 from ..data.corruptions import corrupt
 from ..experiment import load_data, train_run
 from ..metrics import mean_se

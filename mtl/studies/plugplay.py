@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import claims, study
+from .. import claims
+from . import _common as study
 from ..curves import ExtraStep, curve_model, default_control_points, recalibrate_bn
-from ..experiment import load_data, train_run
+from ..experiment import RunSpec, load_model, train_run
 from ..fronts import evaluate_at
 from ..metrics import mean_se
-from ..models import create_model
 from ..runs import run_or_load
 from ..train import TrainConfig, fit, seed_everything
 from .. import weighting as W
@@ -76,16 +76,6 @@ def endpoint_runs(out_dir, spec: dict, base: str, seed: int, base_kw: dict | Non
             for k in range(2)]
 
 
-def _load_endpoint(spec: dict, bundle, rec: dict):
-    model = create_model(spec.get("architecture", "hps"), spec["backbone"], bundle.tasks,
-                         architecture_kw=spec.get("architecture_kw"), **spec.get("backbone_kw", {}))
-    path = Path(rec["run_dir"]) / "model.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"end point {rec['run_dir']} has no model.pt (train it with save_model)")
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model
-
-
 def extra_run(out_dir, spec: dict, base: str, seed: int, stage2: dict, tag: str = "full",
               step_cls=ExtraStep) -> dict:
     """EXTRA-``base`` at ``seed``: stage 2 on the recorded end points; metrics at t = ½ after BN recalibration.
@@ -104,8 +94,8 @@ def extra_run(out_dir, spec: dict, base: str, seed: int, stage2: dict, tag: str 
               "step_rule": step_cls.__name__, "train": {**stage2.get("train", {}), "seed": seed}}
 
     def fn():
-        bundle = load_data(spec["dataset"], **spec.get("dataset_kw", {})).select(tasks)
-        ends = [_load_endpoint(spec, bundle, r) for r in eps]
+        bundle = RunSpec.from_dict(spec).build_data()
+        ends = [load_model(r["run_dir"]).train() for r in eps]   # training mode, like a fresh network
         config = TrainConfig(**params["train"])
         seed_everything(seed + 1)
         curve = curve_model(ends, params["family"], n, init=params["init"])

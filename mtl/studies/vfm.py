@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import claims, study
+from .. import claims
+from . import _common as study
 from ..experiment import load_data
 from ..metrics import delta_m
 from ..models.pretrained import VFM_INITIALISATIONS, create_vit, resolve_name, save_checkpoint

@@ -72,8 +72,7 @@ from . import uw, dwa, gls, rlw, stch, famo  # noqa: E402,F401  (loss weightings
 from . import autolambda, forum, moml  # noqa: E402,F401  (bilevel)
 from . import (gradnorm, mgda, imtl, alignedmtl, graddrop, pcgrad, gradvac, cagrad, nashmtl,  # noqa: E402,F401
                moco, dbmtl, excessmtl, fairgrad, modo, sdmgrad, upgrad, avgnorm)
-from .. import distill  # noqa: E402,F401  (registration: URL wraps a base weighting, issue 9)
-from .. import bilevel  # noqa: E402,F401  (registration: consmtl, ulo — issue 7)
+from . import consmtl, url  # noqa: E402,F401  (ConsMTL/ULO bilevel heads; URL wraps a base weighting)
 
 __all__ = ["names", "create", "aggregate", "register", "Weighting", "LossWeighting", "GradientWeighting",
            "StepContext"]

@@ -1,5 +1,4 @@
-"""URL: distilling single-task networks into the multi-task one through light adapters, and the
-feature-distance diagnostic of seed 004 §V-F(1) / Fig. 6 that shares its adapter protocol.
+"""URL: distilling single-task networks into the multi-task one through light adapters.
 
 Li, Liu & Bilen, "Universal representations: a unified look at multiple task and domain
 learning", IJCV 2023 (arXiv 2204.02744): its distillation objective with the feature term only
@@ -14,49 +13,20 @@ Differences from that code: λ_t defaults to 1 for every task; the adapters are 
 training loop's optimiser with the model (theirs: a separate Adam, lr 1e-2, weight decay 5e-4);
 the prediction-distillation term is left out (the authors' dense-prediction script uses none).
 
-The adapter protocol (both here and in :func:`feature_distance`): per task one 1×1 convolution
+The adapter protocol (here and in :func:`mtl.diagnostics.feature_distance`): per task one 1×1 convolution
 from the multi-task feature to the single-task feature, both L2-normalised over channels, the
 squared distance summed over channels and averaged over images and pixels (range [0, 4]).
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .paths import portable  # noqa: F401  (distill.portable: used by the features section)
-from .weighting import Weighting, create, register
-from .weighting.base import StepContext
-
-
-# ----------------------------------------------------------------------------- single-task networks on disk
-def _resolve(path) -> Path:
-    from .paths import repo_root
-
-    p = Path(path)
-    return p if p.is_absolute() else repo_root() / p
-
-
-def load_model(run_dir) -> nn.Module:
-    """The trained model of a run saved with spec ``save_model: true`` (rebuilt from its config.json)."""
-    from .experiment import load_data
-    from .models import create_model
-
-    run_dir = _resolve(run_dir)
-    weights = run_dir / "model.pt"
-    if not weights.exists():
-        raise FileNotFoundError(f"{weights} does not exist: train the run with spec key save_model: true")
-    spec = json.loads((run_dir / "config.json").read_text())
-    bundle = load_data(spec["dataset"], **spec.get("dataset_kw", {}))
-    bundle = bundle.select(spec.get("tasks") or [t.name for t in bundle.tasks])
-    model = create_model(spec.get("architecture", "hps"), spec["backbone"], bundle.tasks,
-                         architecture_kw=spec.get("architecture_kw"), **spec.get("backbone_kw", {}))
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.eval()
+from . import create, register
+from .base import StepContext, Weighting
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -100,8 +70,9 @@ def distill_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tens
 class URL(Weighting):
     """URL (Li, Liu & Bilen, IJCV 2023, feature distillation): a base weighting plus λ Σ_t λ_t ℓ^f(A_t φ, φ*_t).
 
-    :param teachers: task -> a run folder saved with ``save_model: true`` (relative to the
-        repository root or absolute), or a trained single-task model; frozen on load.
+    :param teachers: task -> a trained single-task model (frozen here). In a run spec the teachers
+        are run folders saved with ``save_model: true``; :meth:`mtl.experiment.RunSpec.build_weighting`
+        loads them (``run_arguments`` below declares which keyword names recorded runs).
     :param base: the weighting of the task losses (``ew``: the paper's uniform weights).
     :param lam: λ, the distillation weight (1, the authors' value for segmentation and depth).
     :param task_lams: per-task λ_t (default 1 each).
@@ -110,15 +81,21 @@ class URL(Weighting):
     """
 
     needs = "rep"
+    run_arguments = ("teachers",)        # keyword arguments that name recorded runs (task -> run folder)
 
     def __init__(self, teachers: Mapping[str, object] | None = None, base: str = "ew",
                  base_kw: dict | None = None, lam: float = 1.0, task_lams: Mapping[str, float] | None = None):
         if not teachers:
-            raise ValueError("url needs teachers: task -> single-task run folder (saved with save_model: true) or model")
+            raise ValueError("url needs teachers: task -> trained single-task model (in a run spec: a run folder "
+                             "saved with save_model: true)")
         if not float(lam) >= 0:
             raise ValueError(f"lam must be non-negative, got {lam}")
-        self.teacher_runs = {t: (portable(v) if isinstance(v, (str, Path)) else type(v).__name__) for t, v in teachers.items()}
-        self._teachers = {t: freeze(load_model(v) if isinstance(v, (str, Path)) else v) for t, v in teachers.items()}
+        bad = sorted(t for t, v in teachers.items() if not isinstance(v, nn.Module))
+        if bad:
+            raise TypeError(f"url teachers must be nn.Module objects, got {[type(teachers[t]).__name__ for t in bad]} "
+                            f"for {bad}; load run folders with mtl.experiment.load_model (RunSpec does it)")
+        self.teacher_runs = {t: getattr(v, "run_dir", type(v).__name__) for t, v in teachers.items()}
+        self._teachers = {t: freeze(v) for t, v in teachers.items()}
         self.base, self.base_kw, self.lam = base, dict(base_kw or {}), float(lam)
         self.task_lams = {t: float((task_lams or {}).get(t, 1.0)) for t in self._teachers}
         unknown = sorted(set(task_lams or {}) - set(self._teachers))
@@ -180,66 +157,3 @@ class URL(Weighting):
     def __repr__(self) -> str:
         return (f"URL(teachers={self.teacher_runs}, base={self.base!r}, base_kw={self.base_kw}, lam={self.lam}, "
                 f"task_lams={self.task_lams})")
-
-
-# ----------------------------------------------------------------------------- the feature-distance diagnostic
-@torch.no_grad()
-def features(model: nn.Module, data, split: str, batch_size: int = 32, device="cpu") -> torch.Tensor:
-    """``model.encode(x)`` over a whole split, eval mode, on the CPU: [N, C, H, W]."""
-    was = model.training
-    model.eval().to(device)
-    out = [model.encode(x.to(device)).cpu() for x, _ in data.loader(split, batch_size)]
-    model.train(was)
-    return torch.cat(out)
-
-
-def pixels(f: torch.Tensor) -> torch.Tensor:
-    """[N, C, H, W] (or [N, C]) -> [N·H·W, C]: one row per pixel, the vectors a 1×1 adapter maps."""
-    return f.movedim(1, -1).reshape(-1, f.shape[1]) if f.dim() > 2 else f
-
-
-def fit_adapter(zs: torch.Tensor, ft: torch.Tensor, steps: int = 200, lr: float = 1e-2, batch: int = 4096,
-                seed: int = 0) -> nn.Conv2d:
-    """A URL adapter mapping frozen features ``zs`` [N, C, H, W] onto ``ft`` [N, C', H, W] by ℓ^f.
-
-    A 1×1 convolution is a linear map per pixel, so it is fitted on pixel vectors: started at the
-    least-squares map onto the normalised teacher vectors, then refined by Adam on ℓ^f over
-    random batches of ``batch`` pixels (an unbiased estimate of the full objective).
-    """
-    if zs.shape[2:] != ft.shape[2:]:
-        zs = F.interpolate(zs, ft.shape[2:], mode="bilinear", align_corners=False)
-    X, Y = pixels(zs).double(), F.normalize(pixels(ft), dim=1).double()        # [P, C], [P, C']
-    Wls = torch.linalg.lstsq(X, Y).solution.T.float()                          # [C', C]
-    Wt = nn.Parameter(Wls.clone())
-    X, Y = X.float(), Y.float()
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam([Wt], lr=lr)
-    for _ in range(steps):
-        idx = torch.randint(len(X), (min(batch, len(X)),), generator=g)
-        loss = (F.normalize(X[idx] @ Wt.T, dim=1) - Y[idx]).pow(2).sum(1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    a = adapter(zs.shape[1], ft.shape[1])
-    with torch.no_grad():
-        a.weight.copy_(Wt.detach()[:, :, None, None])                         # [C', C, 1, 1]
-    return a.eval()
-
-
-def feature_distance(model: nn.Module, teachers: Mapping[str, nn.Module], data, fit_split: str = "train",
-                     eval_split: str = "test", steps: int = 200, lr: float = 1e-2, seed: int = 0) -> dict[str, float]:
-    """Seed 004 Fig. 6: per task, ℓ^f between a multi-task model's shared feature and its single-task network's.
-
-    Protocol (the URL adapter's, post hoc): both networks frozen; per task a fresh 1×1 adapter is
-    fitted on ``fit_split`` features, then the distance is measured on ``eval_split``. Fitting
-    the adapter for every method alike (URL included) makes the numbers comparable; the paper
-    instead updates the adapter while the multi-task model trains.
-    """
-    zs_fit, zs_eval = features(model, data, fit_split), features(model, data, eval_split)
-    out = {}
-    for t, teacher in teachers.items():
-        ft_fit, ft_eval = features(teacher, data, fit_split), features(teacher, data, eval_split)
-        a = fit_adapter(zs_fit, ft_fit, steps, lr, seed=seed)
-        with torch.no_grad():
-            out[t] = float(distill_distance(a(zs_eval), ft_eval))
-    return out

@@ -1,4 +1,4 @@
-"""ConsMTL / ULO (mtl.bilevel): λ = 0 equals ULO exactly, the lower-level gradient against finite
+"""ConsMTL / ULO (mtl.weighting.consmtl): λ = 0 equals ULO exactly, the lower-level gradient against finite
 differences, the clip, the upper level against FairGrad's equation, per-task z (MTAN)."""
 import numpy as np
 import pytest
@@ -8,12 +8,14 @@ from torch.utils.data import Dataset
 
 from mtl import tasks as T
 from mtl import weighting as W
-from mtl.bilevel import (RepresentationProbe, clip_to_ratio, cosine_matrix, lower_level_grads,
-                         representation_grads, upper_direction)
+from mtl.diagnostics import RepresentationProbe, representation_cosines
+from mtl.jacobian import representation_grads
+from mtl.weighting.consmtl import clip_to_ratio, lower_level_grads, upper_direction
 from mtl.data import DataBundle
 from mtl.jacobian import flatten, jacobian
 from mtl.models import MultiTaskModel, create_model
-from mtl.train import TrainConfig, fit, task_losses
+from mtl.tasks import task_losses
+from mtl.train import TrainConfig, fit
 from mtl.weighting import StepContext
 
 TASKS = ["a", "b", "c"]
@@ -173,9 +175,9 @@ def test_per_task_representation_mtan(tiny_scenes):
     assert C.shape == (2, 2) and np.allclose(np.diag(C), 1) and np.allclose(C, C.T)
 
 
-def test_cosine_matrix_and_bad_input():
+def test_representation_cosines_and_bad_input():
     a = torch.tensor([[1.0, 0.0]])
-    C = cosine_matrix([a, -a, torch.tensor([[0.0, 2.0]])])
+    C = representation_cosines([a, -a, torch.tensor([[0.0, 2.0]])])
     assert np.allclose(C, [[1, -1, 0], [-1, 1, 0], [0, 0, 1]])
     with pytest.raises(ValueError, match="clip_ratio"):
         W.create("consmtl", clip_ratio=-0.1)

@@ -12,10 +12,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .claims import paired_difference
-from .experiment import load_data, train_run
-from .metrics import delta_m, mean_se, relative_improvements
-from .weighting.ls import weight_grid
+from ..experiment import load_data, train_run
+from ..metrics import delta_m, mean_se, paired_difference, relative_improvements
+from ..weighting.ls import weight_grid
 
 Metrics = dict[str, dict[str, float]]          # task -> metric -> value
 

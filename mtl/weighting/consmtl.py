@@ -13,8 +13,8 @@ Parameters", CVPR 2025, pp. 10067-10076 (seed 003). The update rules follow the 
 
 ``ulo`` ("upper level only", seed 003 Table 6) is the same step without the lower level. Both
 are :class:`~mtl.weighting.base.Weighting` components registered in :mod:`mtl.weighting`, used
-by the ordinary loop. :class:`RepresentationProbe` records the cosine matrix of the δ_k (seed
-003 Fig. 5).
+by the ordinary loop. :class:`mtl.diagnostics.RepresentationProbe` records the cosine matrix of
+the δ_k (seed 003 Fig. 5).
 """
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .checks import check_count, check_positive
-from .jacobian import jacobian, write_grads
-from .weighting import create, register
-from .weighting._linalg import gram
-from .weighting.base import StepContext, Weighting
+from ..checks import check_positive
+from ..jacobian import jacobian, representation_grads, write_grads
+from . import create, register
+from ._linalg import gram
+from .base import StepContext, Weighting
 
 UPPER = ("non_head", "shared")
 
@@ -180,41 +180,3 @@ class ULO(_BiLevel):
     def __init__(self, alpha: float = 2.0, max_norm: float | None = 1.0, upper: str = "non_head",
                  chunk_size: int | None = None):
         super().__init__(lam=0.0, alpha=alpha, clip_ratio=0.0, max_norm=max_norm, upper=upper, chunk_size=chunk_size)
-
-
-# ----------------------------------------------------------------------------- seed 003 Fig. 5
-def cosine_matrix(D: list[torch.Tensor]) -> np.ndarray:
-    """C [T, T] with C_ij = ⟨δ_i, δ_j⟩/(‖δ_i‖‖δ_j‖), δ flattened over batch and features (METHODS §3.4)."""
-    M = torch.stack([d.reshape(-1) for d in D]).double()                     # [T, n]
-    G = M @ M.T
-    n = G.diagonal().clamp_min(0).sqrt().clamp_min(1e-300)
-    return (G / (n[:, None] * n[None, :])).cpu().numpy()
-
-
-class RepresentationProbe:
-    """Every ``every`` steps, the cosine matrix of the tasks' representation gradients δ_k = ∂L_k/∂z_k
-    at the pre-step parameters (seed 003 Fig. 5); one extra forward, RNG and BN buffers restored."""
-
-    def __init__(self, data, every: int = 10):
-        self.data, self.every = data, check_count("every", every)
-
-    def __repr__(self) -> str:
-        return f"RepresentationProbe(every={self.every})"
-
-    def __call__(self, ctx: StepContext, logs: dict) -> dict | None:
-        if ctx.step % self.every:
-            return None
-        from .train import task_losses
-
-        model = ctx.model
-        buffers = {k: b.clone() for k, b in model.named_buffers()}
-        devices = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
-        with torch.random.fork_rng(devices=devices), torch.enable_grad():
-            x, y = ctx.batch
-            z = model.encode(x)
-            losses = task_losses(model, self.data, model.decode(z), y)                 # [T]
-            D = [d.detach() for d in representation_grads(losses, z, getattr(model, "rep_layout", "shared"), False)]
-        with torch.no_grad():
-            for k, b in model.named_buffers():
-                b.copy_(buffers[k])
-        return {"probe": "rep_cos", "step": ctx.step, "epoch": ctx.epoch, "cos": cosine_matrix(D).tolist()}

@@ -1,14 +1,15 @@
-"""URL (mtl.distill): adapters learn, teachers stay frozen, runs save and reload their model."""
+"""URL (mtl.weighting.url): adapters learn, teachers stay frozen, runs save and reload their model."""
 import copy
 
 import pytest
 import torch
 
-from mtl import distill
+from mtl import diagnostics
 from mtl import weighting as W
-from mtl.experiment import train_run
+from mtl.experiment import load_model, train_run
+from mtl.weighting.url import distill_distance
 from mtl.models import create_model
-from mtl.train import PlainStep, TrainConfig, fit, seed_everything, to_device
+from mtl.train import PlainStep, StepInfo, TrainConfig, fit, seed_everything, to_device
 
 TASKS = ["segmentation", "depth"]
 BACKBONE = {"width": 4, "stages": 2, "convs": 1}
@@ -25,9 +26,9 @@ def _teachers(bundle):
 
 def test_distance_is_zero_for_identical_and_bounded():
     f = torch.randn(2, 5, 4, 6)
-    assert distill.distill_distance(f, f).item() == pytest.approx(0.0, abs=1e-10)
-    assert distill.distill_distance(f, -f).item() == pytest.approx(4.0, abs=1e-5)   # opposite unit vectors
-    assert distill.distill_distance(3 * f, f).item() == pytest.approx(0.0, abs=1e-10)  # scale-free
+    assert distill_distance(f, f).item() == pytest.approx(0.0, abs=1e-10)
+    assert distill_distance(f, -f).item() == pytest.approx(4.0, abs=1e-5)   # opposite unit vectors
+    assert distill_distance(3 * f, f).item() == pytest.approx(0.0, abs=1e-10)  # scale-free
 
 
 def test_adapter_loss_goes_down_and_teachers_stay_frozen(tiny_scenes):
@@ -41,7 +42,7 @@ def test_adapter_loss_goes_down_and_teachers_stay_frozen(tiny_scenes):
     batch = to_device(next(iter(bundle.loader("train", 4))), "cpu")
     step, first, last = PlainStep(), None, None
     for s in range(25):
-        logs = step.step(model, bundle, batch, url, opt, {"epoch": 0, "step": s, "next_batch": None})
+        logs = step.step(model, bundle, batch, url, opt, StepInfo(step=s))
         first = logs["distill"] if first is None else first
         last = logs["distill"]
     assert logs["weights"].shape == (2,)
@@ -71,7 +72,7 @@ def test_bad_input_names_the_problem(tiny_scenes):
     with pytest.raises(ValueError, match="task_lams"):
         W.create("url", teachers=_teachers(tiny_scenes), task_lams={"edge": 2})
     with pytest.raises(FileNotFoundError, match="save_model"):
-        distill.load_model("/nonexistent/run")
+        load_model("/nonexistent/run")
 
 
 def test_save_model_round_trip_and_diagnostic(tiny_scenes, tmp_out):
@@ -80,9 +81,9 @@ def test_save_model_round_trip_and_diagnostic(tiny_scenes, tmp_out):
                            "scans_per_scene": 3},
             "train": {"epochs": 1, "batch_size": 4}, "save_model": True}
     rec = train_run(tmp_out, spec)
-    teacher = distill.load_model(rec["run_dir"])
+    teacher = load_model(rec["run_dir"])
     assert train_run(tmp_out, spec)["resumed"]
-    d_self = distill.feature_distance(teacher, {"depth": teacher}, tiny_scenes, steps=60)
+    d_self = diagnostics.feature_distance(teacher, {"depth": teacher}, tiny_scenes, steps=60)
     other = _model(tiny_scenes, ["segmentation"], seed=5)
-    d_other = distill.feature_distance(other, {"depth": teacher}, tiny_scenes, steps=60)
+    d_other = diagnostics.feature_distance(other, {"depth": teacher}, tiny_scenes, steps=60)
     assert 0 <= d_self["depth"] < d_other["depth"] <= 4
