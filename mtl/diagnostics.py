@@ -1,4 +1,4 @@
-"""Gradient diagnostics recorded during training (seed 004 §V-F, Figs. 7–13; seed 003's cosine matrices).
+"""Gradient diagnostics recorded during training (Guo et al. §V-F, Figs. 7–13; ConsMTL's cosine matrices).
 
 ``GradientProbe(every=k)`` is passed to :func:`mtl.train.fit` as ``probes=[...]``. Every k-th step,
 after the weighting's backward and before the optimizer step, it records per-task gradient norms
@@ -122,7 +122,7 @@ def representation_cosines(D: list[torch.Tensor]) -> np.ndarray:
 
 class RepresentationProbe:
     """Every ``every`` steps, the cosine matrix of the tasks' representation gradients δ_k = ∂L_k/∂z_k
-    at the pre-step parameters (seed 003 Fig. 5); one extra forward, RNG and BN buffers restored."""
+    at the pre-step parameters (Qin et al. 2025 Fig. 5); one extra forward, RNG and BN buffers restored."""
 
     def __init__(self, data, every: int = 10):
         self.data, self.every = data, check_count("every", every)
@@ -193,7 +193,7 @@ def fit_adapter(zs: torch.Tensor, ft: torch.Tensor, steps: int = 200, lr: float 
 
 def feature_distance(model: nn.Module, teachers: Mapping[str, nn.Module], data, fit_split: str = "train",
                      eval_split: str = "test", steps: int = 200, lr: float = 1e-2, seed: int = 0) -> dict[str, float]:
-    """Seed 004 Fig. 6: per task, ℓ^f between a multi-task model's shared feature and its single-task network's.
+    """Guo et al. Fig. 6: per task, ℓ^f between a multi-task model's shared feature and its single-task network's.
 
     Protocol (the URL adapter's, post hoc): both networks frozen; per task a fresh 1×1 adapter is
     fitted on ``fit_split`` features, then the distance is measured on ``eval_split``. Fitting

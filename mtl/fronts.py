@@ -157,7 +157,7 @@ def evaluate_grid(model, data, grid, split: str = "test", batch_size: int = 256,
 
 def best_point(ev: GridEval, kind: str = "loss", data=None):
     """The grid point with the lowest mean objective over tasks, e.g. EXTRA's t chosen on validation
-    data for classification sets (seed 000 App. A.1; the paper does not state the criterion — this
+    data for classification sets (Zhou et al. 2025 App. A.1; the paper does not state the criterion — this
     mean of losses or errors is our choice)."""
     scores = ev.objectives(kind, data).mean(1)                     # [P]
     return ev.points[int(np.argmin(scores))]

@@ -1,4 +1,4 @@
-"""Task grouping from warm-up gradients: random, k-means and spectral clustering (seed 000 §5.3, App. B.2).
+"""Task grouping from warm-up gradients: random, k-means and spectral clustering (Zhou et al. 2025 §5.3, App. B.2).
 
 EXTRA groups many tasks (CelebA's 40) into 3 clusters: E1 and E2 sit at the ends of the curve,
 E3 is aligned at its midpoint. ``cluster_tasks(G, k, method)`` takes the [T, d] matrix of
@@ -33,7 +33,7 @@ def task_gradients(model, data, batches: int = 4, batch_size: int = 64, split: s
     """G [T, d]: per-task gradients w.r.t. ``model.shared_parameters()``, averaged over ``batches`` batches.
 
     Uses :func:`mtl.jacobian.jacobian` (one batched backward per batch). Train the model for a few
-    warm-up epochs first (seed 000 §5.3 leaves their number open).
+    warm-up epochs first (Zhou et al. 2025 §5.3 leaves their number open).
     """
     device = next(model.parameters()).device
     total, n = None, 0
@@ -60,7 +60,7 @@ def cosine_matrix(G) -> np.ndarray:
 
 
 def affinity(A: np.ndarray, how: str = "shift") -> np.ndarray:
-    """A non-negative affinity from cosines, which spectral clustering needs (seed 000 leaves this open).
+    """A non-negative affinity from cosines, which spectral clustering needs (Zhou et al. 2025 leaves this open).
 
     ``"shift"``: (A + 1)/2, a monotone map onto [0, 1] that keeps every pair's order and the graph
     connected (conflicting pairs get weight below ½); ``"clip"``: max(A, 0), conflicting pairs
@@ -111,7 +111,7 @@ def assign_roles(groups: list[list[int]], G) -> list[list[int]]:
     """Order groups as (E1, E2, E3, …): E1, E2 are the pair whose mean gradients have the lowest
     cosine (the curve trades them off), the rest follow in their given order.
 
-    Seed 000 does not say which cluster becomes E3; this rule is our choice (METHODS §1.6).
+    Zhou et al. 2025 does not say which cluster becomes E3; this rule is our choice (METHODS §1.6).
     """
     G = _as_matrix(G)
     if len(groups) < 2:

@@ -14,7 +14,7 @@ include its parameters). Two methods, one meaning:
   level, so the CPU figure is the peak of live *tensor* bytes, a slight underestimate of RSS.
 
 :func:`step_cost` measures one training step of the real loop (``mtl.train.PlainStep``), so a
-grid cell that would not fit a memory budget is reported as OOM, as seed 002 does.
+grid cell that would not fit a memory budget is reported as OOM, as LibMTL's NYUv2 benchmark does.
 """
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def step_cost(make_model: Callable[[], torch.nn.Module], data, weighting, batch_
     """Build a model, take one training step under :class:`PeakMemory` (model, gradients, Adam
     state and activations all count), then time ``steps`` more steps without the meter.
 
-    A CUDA out-of-memory error, or a peak above ``memory_limit_bytes`` (e.g. seed 002's 24 GB
+    A CUDA out-of-memory error, or a peak above ``memory_limit_bytes`` (e.g. LibMTL's 24 GB
     RTX 3090), gives ``oom=True``.
     """
     dev = resolve_device(device)

@@ -204,7 +204,7 @@ def _check_keys(result: Mapping[str, float], base: Mapping[str, float], higher: 
 
 def relative_improvements(result: Mapping[str, float], base: Mapping[str, float],
                           higher_is_better: Mapping[str, bool]) -> dict[str, float]:
-    """Per metric M_i = (-1)^{l_i} (M_m,i - M_b,i) / M_b,i × 100 (seed 004 Eq. 5, l_i = 1 if lower is better).
+    """Per metric M_i = (-1)^{l_i} (M_m,i - M_b,i) / M_b,i × 100 (Guo et al. Eq. 5, l_i = 1 if lower is better).
 
     A baseline of exactly 0 (e.g. an untrained edge detector) makes the ratio undefined: NaN.
     """
@@ -218,9 +218,9 @@ def relative_improvements(result: Mapping[str, float], base: Mapping[str, float]
 
 def delta_m(result: Mapping[str, float], base: Mapping[str, float],
             higher_is_better: Mapping[str, bool], convention: str = "improvement") -> float:
-    """Δm% over all metrics (seed 004 Eq. 5).
+    """Δm% over all metrics (Guo et al. Eq. 5).
 
-    ``convention="improvement"`` (seed 004, LibMTL): higher is better, 0 = single-task baseline.
+    ``convention="improvement"`` (Guo et al., LibMTL): higher is better, 0 = single-task baseline.
     ``convention="drop"`` (EXTRA, ConsMTL, Nash-MTL, Maninis et al.): the negative, lower is better.
     Metrics whose baseline is 0 are undefined and left out of the mean (NaN if none is left).
 

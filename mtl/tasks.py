@@ -1,7 +1,7 @@
 """Tasks: a name, a loss, a meter factory and the direction of each metric.
 
 ``Task.metrics`` maps every reported metric to ``higher_is_better``; ``Task.primary`` names the
-metrics that enter Δm in seed 004's tables (one per task: mIoU, RMSE, mean angle, odsF, ...).
+metrics that enter Δm in Guo et al.'s tables (one per task: mIoU, RMSE, mean angle, odsF, ...).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Weight-space curves and simplices of networks (EXTRA, seed 000; PaMaL, Dimitriadis et al. 2023).
+"""Weight-space curves and simplices of networks (EXTRA, Zhou et al. 2025; PaMaL, Dimitriadis et al. 2023).
 
 A :class:`WeightSpaceModel` stores n copies ("control points" or "members") of a multi-task
 network and evaluates the network whose every parameter tensor is ``Σ_i c_i(point) θ_i``; the

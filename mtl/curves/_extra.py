@@ -1,4 +1,4 @@
-"""EXTRA's stage-2 objective (seed 000 §5, Eq. 2, 3, 6, 7) as a step rule for :func:`mtl.train.fit`.
+"""EXTRA's stage-2 objective (Zhou et al. 2025 §5, Eq. 2, 3, 6, 7) as a step rule for :func:`mtl.train.fit`.
 
 One step draws t₁, t₂ ~ U[0, 1), runs the curve at both on the same batch and minimises
 ``L_T + R_align + α·R_o`` over the interior control points and the rational weights (the end
@@ -15,12 +15,12 @@ import torch
 from ..tasks import task_losses
 from ..train import StepInfo, check_finite
 
-#: Datasets whose protocol uses 3 control points with 1 trainable (seed 000 App. A.2).
+#: Datasets whose protocol uses 3 control points with 1 trainable (Zhou et al. 2025 App. A.2).
 THREE_POINT_DATASETS = ("multimnist", "celeba", "attributes", "attributes40")
 
 
 def default_control_points(dataset: str, n_tasks: int) -> int:
-    """Control points per protocol (seed 000 App. A.2): 3 for MultiMNIST/CelebA-like sets, else 4 for 2 tasks, 5 for 3."""
+    """Control points per protocol (Zhou et al. 2025 App. A.2): 3 for MultiMNIST/CelebA-like sets, else 4 for 2 tasks, 5 for 3."""
     if dataset.lower() in THREE_POINT_DATASETS or n_tasks > 3:
         return 3
     if n_tasks < 2:
@@ -44,7 +44,7 @@ def default_groups(tasks: Sequence[str]) -> list[list[str]]:
 
 
 def order_aware_loss(l1: torch.Tensor, l2: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """R_o (seed 000 Eq. 2, code form): ½[exp((L₁(t₁)−L₁(t₂))(t₂−t₁)) + exp((L₂(t₁)−L₂(t₂))(t₁−t₂))].
+    """R_o (Zhou et al. 2025 Eq. 2, code form): ½[exp((L₁(t₁)−L₁(t₂))(t₂−t₁)) + exp((L₂(t₁)−L₂(t₂))(t₁−t₂))].
 
     ``l1``, ``l2`` [2] are the (cluster-mean) losses at t = ``t`` [2]. Below 1 when L₁ rises and
     L₂ falls with t, above 1 when the order is violated.
@@ -54,7 +54,7 @@ def order_aware_loss(l1: torch.Tensor, l2: torch.Tensor, t: torch.Tensor) -> tor
 
 
 def alignment_loss(lr: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """R_align (seed 000 Eq. 6, code form): [exp(−|t₁−½|) + exp(−|t₂−½|)] · ½[L_r(t₁) + L_r(t₂)].
+    """R_align (Zhou et al. 2025 Eq. 6, code form): [exp(−|t₁−½|) + exp(−|t₂−½|)] · ½[L_r(t₁) + L_r(t₂)].
 
     ``lr`` [2]: mean loss of the remaining cluster E3 at ``t`` [2]; it weighs E3's loss most near
     the midpoint so that E3 is best at t = ½. (A rank form is a possible reading of the paper
@@ -81,7 +81,7 @@ def _group_index(groups, tasks: list[str]) -> list[list[int]]:
 
 
 class ExtraStep:
-    """EXTRA stage 2 (seed 000 Eq. 7): mean loss at t₁, t₂ ~ U[0, 1) + R_align + α·R_o, one optimiser step.
+    """EXTRA stage 2 (Zhou et al. 2025 Eq. 7): mean loss at t₁, t₂ ~ U[0, 1) + R_align + α·R_o, one optimiser step.
 
     :param groups: E1 (best at t = 0), E2 (best at t = 1) and optionally E3 (best at t = ½), as task
         names or indices; default :func:`default_groups`.

@@ -2,7 +2,7 @@
 
 Every family is an ``nn.Module`` (NURBS owns learnable rational weights) whose ``forward(point)``
 returns the coefficients ``c`` [n] (or [m, n] for m points) with which the n stored networks are
-combined, ``θ(point) = Σ_i c_i θ_i`` (seed 000 Eq. 4; PaMaL §3).
+combined, ``θ(point) = Σ_i c_i θ_i`` (Zhou et al. 2025 Eq. 4; PaMaL §3).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class CurveFamily(nn.Module):
         self.n_points = check_count("n_points", n_points, 2)
 
     def default_point(self):
-        """The point evaluated when none was set: the curve's midpoint t = 1/2 (seed 000 App. A.1)."""
+        """The point evaluated when none was set: the curve's midpoint t = 1/2 (Zhou et al. 2025 App. A.1)."""
         return 0.5
 
     def check_point(self, t) -> torch.Tensor:
@@ -72,7 +72,7 @@ def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 
 
 def bspline_basis(t: torch.Tensor, knots: torch.Tensor, degree: int, closed: bool = True) -> torch.Tensor:
-    """B-spline basis N_{i,p}(t) by the Cox–de Boor recursion (seed 000 Eq. 5), shape [m, K−p−1].
+    """B-spline basis N_{i,p}(t) by the Cox–de Boor recursion (Zhou et al. 2025 Eq. 5), shape [m, K−p−1].
 
     ``closed=True`` makes the last non-empty knot span closed, so t = u_max lies in it and the
     basis stays a partition of unity there; ``closed=False`` keeps half-open spans as EXTRA's
@@ -94,7 +94,7 @@ def bspline_basis(t: torch.Tensor, knots: torch.Tensor, degree: int, closed: boo
 
 @register("nurbs")
 class NURBS(CurveFamily):
-    """EXTRA's NURBS curve (seed 000 Eq. 4–5): c_i(t) = N_{i,p}(t) w_i / Σ_j N_{j,p}(t) w_j.
+    """EXTRA's NURBS curve (Zhou et al. 2025 Eq. 4–5): c_i(t) = N_{i,p}(t) w_i / Σ_j N_{j,p}(t) w_j.
 
     Clamped uniform knots, degree ``min(3, n−1)`` by default (the code hard-codes 3, which for
     n = 3 is not a partition of unity; pass ``degree=3`` for it). Rational weights w are learnable
@@ -146,7 +146,7 @@ class NURBS(CurveFamily):
 
 @register("bezier")
 class Bezier(CurveFamily):
-    """Bézier curve, EXTRA's ablation baseline (seed 000 App. B.1): c_i(t) = C(n−1, i) tᶦ (1−t)ⁿ⁻¹⁻ᶦ.
+    """Bézier curve, EXTRA's ablation baseline (Zhou et al. 2025 App. B.1): c_i(t) = C(n−1, i) tᶦ (1−t)ⁿ⁻¹⁻ᶦ.
 
     ``jitter > 0`` reproduces the NYUv2 code's training-time perturbation: each interior binomial
     coefficient gets ±U(0, 1)·jitter (random sign) on every forward pass in training mode (code: 1e-2).

@@ -3,7 +3,7 @@
 The stored copies are ordinary :class:`~mtl.models.MultiTaskModel` s (``model.points``); a
 parameter-free template runs ``encode``/``decode``/``forward`` through ``torch.func.functional_call``
 with the combined tensors, so every tensor (BatchNorm affine included) is differentiable in the
-copies and in the family's own parameters (seed 000 Eq. 4; METHODS §5). BatchNorm running
+copies and in the family's own parameters (Zhou et al. 2025 Eq. 4; METHODS §5). BatchNorm running
 statistics are one set held by the template, apart from the combined parameters (as in both codes).
 """
 from __future__ import annotations
@@ -205,7 +205,7 @@ def curve_model(endpoints: Sequence[MultiTaskModel], family: str = "nurbs", n_po
 
     ``init="random"`` gives the interior points a fresh default initialisation, as EXTRA's code
     does (its ``init_linear`` is commented out); ``init="linear"`` places point i at
-    (1 − i/(n−1)) θ_0 + i/(n−1) θ_{n−1}. End points are frozen by default (stage 2, seed 000 §5);
+    (1 − i/(n−1)) θ_0 + i/(n−1) θ_{n−1}. End points are frozen by default (stage 2, Zhou et al. 2025 §5);
     ``freeze_endpoints=False`` trains them too, like the NYUv2 code run without ``--fix_end``.
     """
     if len(endpoints) != 2:

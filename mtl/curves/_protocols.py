@@ -29,7 +29,7 @@ class ExtraResult:
 
 def train_endpoints(make_model: Callable, data, config: TrainConfig, base: str = "ls", base_kw: dict | None = None,
                     endpoint_kw: Sequence[dict] | None = None) -> tuple[list, list]:
-    """EXTRA stage 1 (seed 000 §5, App. B.4): two end-point networks, each a full multi-task network
+    """EXTRA stage 1 (Zhou et al. 2025 §5, App. B.4): two end-point networks, each a full multi-task network
     trained by the base weighting ``base`` (``ls``/``cagrad``/``fairgrad`` → EXTRA-L/C/F).
 
     The end points differ by seed (``config.seed`` and ``config.seed + 1000``); ``endpoint_kw``
@@ -53,7 +53,7 @@ def train_extra(make_model: Callable, data, config: TrainConfig, stage2_config: 
                 base: str = "ls", base_kw: dict | None = None, endpoint_kw: Sequence[dict] | None = None,
                 family: str = "nurbs", n_points: int | None = None, init: str = "random",
                 family_kw: dict | None = None, **step_kw) -> ExtraResult:
-    """EXTRA (seed 000 §5): stage 1 trains the end points, stage 2 the interior points and NURBS weights.
+    """EXTRA (Zhou et al. 2025 §5): stage 1 trains the end points, stage 2 the interior points and NURBS weights.
 
     ``n_points`` defaults to the protocol's count (:func:`default_control_points`); ``step_kw``
     goes to :class:`ExtraStep` (``groups``, ``alpha``, code options). ``stage2_config`` defaults
@@ -91,7 +91,7 @@ def multimnist_fronts(n_train: int = 6000, n_val: int = 1000, n_test: int = 1000
                       seed: int = 0, n_grid: int = 11, n_sweep: int = 5, batch_size: int = 256, lr: float = 1e-3,
                       device: str = "auto", max_steps_per_epoch: int | None = None, split: str = "test",
                       extra_endpoint_weights: Sequence[Sequence[float]] | None = None) -> dict:
-    """EXTRA-L, PaMaL and an LS sweep on ``multimnist`` (seed 000 App. A.2: LeNet, Adam 1e-3, batch 256).
+    """EXTRA-L, PaMaL and an LS sweep on ``multimnist`` (Zhou et al. 2025 App. A.2: LeNet, Adam 1e-3, batch 256).
 
     Returns ``{method: GridEval}`` plus ``"extra_val"`` (the curve on the validation split, for
     choosing t). EXTRA: 3 control points, stage 1 and stage 2 each ``epochs`` epochs, t on

@@ -12,7 +12,7 @@ attributes each, so attributes are dependent inside a group and independent acro
 
 Base rates run from 7 % to 65 % as CelebA's are imbalanced. The true grouping is
 ``bundle.info["groups"]`` (lists of task names) and ``task.info["group"]`` (its index); it is the
-ground truth for the task-grouping section (EXTRA, seed 000 §5.3, grouping 40 CelebA tasks).
+ground truth for the task-grouping section (EXTRA, Zhou et al. 2025 §5.3, grouping 40 CelebA tasks).
 Images are cached as uint8 under ``cache_dir()/attributes40/``; generation is deterministic by
 seed and each image depends only on ``(seed, split, index)``, so smaller sets are prefixes.
 """

@@ -1,4 +1,4 @@
-"""Label noise and data subsampling of seed 004 §V-E (Table V), as wrappers around dense bundles.
+"""Label noise and data subsampling of Guo et al. §V-E (Table V), as wrappers around dense bundles.
 
 * Segmentation noise: per sample, choose ``noise_classes`` (5) of the categories present (all if
   fewer) and flip each of their pixels, with probability ``label_noise`` (0.5 in the paper), to a
@@ -34,7 +34,7 @@ DEPTH_FLOOR = 1e-6                # a noisy valid depth never becomes 0 (= inval
 
 def segmentation_noise(label: torch.Tensor, g: torch.Generator, num_classes: int, rate: float = 0.5,
                        n_classes: int = 5) -> torch.Tensor:
-    """[H, W] labels with ``n_classes`` present categories flipped to a wrong category at ``rate`` (seed 004 §V-E)."""
+    """[H, W] labels with ``n_classes`` present categories flipped to a wrong category at ``rate`` (Guo et al. §V-E)."""
     present = label[label >= 0].unique()                                           # [P]
     chosen = present[torch.randperm(len(present), generator=g)[:n_classes]]
     out = label.clone()
@@ -133,9 +133,9 @@ def subsample(rows: list[dict], scenes=None, scans=None, seed: int = 0) -> list[
 
 def corrupt(bundle: DataBundle, *, label_noise: float = 0.0, noise_classes: int = 5, depth_sigma: float = 0.0,
             normal_sigma: float = 0.0, scenes=None, scans=None, seed: int = 0, splits=("train",)) -> DataBundle:
-    """A copy of ``bundle`` with noisy targets on ``splits`` and a scene/scan subsample of train (seed 004 §V-E)."""
+    """A copy of ``bundle`` with noisy targets on ``splits`` and a scene/scan subsample of train (Guo et al. §V-E)."""
     if not 0 <= label_noise <= 1:
-        raise ValueError(f"label_noise is a flip rate in [0, 1] (0.5 in seed 004), got {label_noise}")
+        raise ValueError(f"label_noise is a flip rate in [0, 1] (0.5 in Guo et al.), got {label_noise}")
     if depth_sigma < 0 or normal_sigma < 0:
         raise ValueError(f"depth_sigma and normal_sigma must be ≥ 0, got {depth_sigma}, {normal_sigma}")
     check_count("noise_classes", noise_classes)

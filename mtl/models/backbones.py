@@ -150,7 +150,7 @@ def segnet(in_channels: int = 3, width: int = 16, stages: int = 3, convs: int = 
 
 
 class LeNet(nn.Module):
-    """The LeNet encoder of PaMaL / EXTRA MultiMNIST (seed 000 App. A.2): conv10-pool-ReLU, conv20-pool-ReLU, FC 320→50."""
+    """The LeNet encoder of PaMaL / EXTRA MultiMNIST (Zhou et al. 2025 App. A.2): conv10-pool-ReLU, conv20-pool-ReLU, FC 320→50."""
 
     def __init__(self, in_channels: int = 1, features: int = 50):
         super().__init__()

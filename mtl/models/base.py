@@ -46,7 +46,7 @@ class MultiTaskModel(nn.Module):
         return [p for p in self.heads[task].parameters() if p.requires_grad]
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the last shared layer with weights (seed 004's AvgNorm and Fig. 8 use it)."""
+        """Parameters of the last shared layer with weights (Guo et al.'s AvgNorm and Fig. 8 use it)."""
         last = [m for m in self.encoder.modules() if any(True for _ in m.parameters(recurse=False))
                 and isinstance(m, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d))]
         if not last:

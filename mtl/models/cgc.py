@@ -24,7 +24,7 @@ def expert_layout(tasks, num_shared: int, num_task: int) -> tuple[dict, dict]:
 
 @ARCHITECTURES.register("cgc")
 def cgc(backbone_fn, tasks, num_shared: int = 1, num_task: int = 1) -> MixtureOfExperts:
-    """CGC with ``num_shared`` shared and ``num_task`` experts per task (seed 002: [1, 1, 1, 1]).
+    """CGC with ``num_shared`` shared and ``num_task`` experts per task (LibMTL's NYUv2 benchmark: [1, 1, 1, 1]).
     One task gives its single-task variant (shared + own experts, one gate)."""
     s, k = check_count("num_shared", num_shared, 0), check_count("num_task", num_task, 0)
     if s + k == 0:

@@ -1,4 +1,4 @@
-"""The 9-layer CNN of the CelebA experiments (EXTRA, seed 000 App. A.2; FAMO / FairGrad's ``Network``).
+"""The 9-layer CNN of the CelebA experiments (EXTRA, Zhou et al. 2025 App. A.2; FAMO / FairGrad's ``Network``).
 
 Seven 3×3 conv-BN-ReLU layers (widths w, 2w, 2w, 4w, 4w, 8w, 8w with 2×2 max-pools after the
 1st, 3rd and 5th) and global average pooling, then two bias-free linear-BN-ReLU layers of 8w

@@ -90,7 +90,7 @@ class DSelectK(MixtureOfExperts):
 @ARCHITECTURES.register("dselect_k")
 def dselect_k(backbone_fn, tasks, num_experts: int = 2, num_nonzeros: int = 2, gamma: float = 1.0,
               entropy_reg: float = 1e-6) -> DSelectK:
-    """DSelect-k with seed 002's settings (2 experts, k = 2, γ = 1) and the official λ = 1e-6.
+    """DSelect-k with LibMTL's settings (2 experts, k = 2, γ = 1) and the official λ = 1e-6.
     One task gives its single-task variant."""
     n, k = check_count("num_experts", num_experts, 2), check_count("num_nonzeros", num_nonzeros)
     if entropy_reg < 0:

@@ -3,7 +3,7 @@
 A tree-structured design space: every stage ("layer") holds T nodes (stage copies); child j of
 layer i reads one parent of layer i−1, drawn by Gumbel-softmax over learnable branching logits
 α_i[j] (paper §3.2): d = GumbelSoftmax(α_i[j], τ), hard with straight-through gradients, so the
-forward pass is a tree and α still learns. τ is annealed per epoch as LibMTL (seed 002) does,
+forward pass is a tree and α still learns. τ is annealed per epoch as LibMTL does,
 τ(e) = τ₀/√(e+1) with τ₀ = epochs/20 (floored at ``tau_min``), after a warm-up (the first
 1 % of epochs) where each child reads the mean of all parents. Evaluation uses argmax α.
 

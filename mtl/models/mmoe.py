@@ -76,7 +76,7 @@ class MixtureOfExperts(PartitionedModel):
 
 @ARCHITECTURES.register("mmoe")
 def mmoe(backbone_fn, tasks, num_experts: int = 2) -> MixtureOfExperts:
-    """MMoE with ``num_experts`` backbone copies (seed 002: 2). One task gives its single-task
+    """MMoE with ``num_experts`` backbone copies (LibMTL's NYUv2 benchmark: 2). One task gives its single-task
     variant: the same experts and a single gate."""
     n = check_count("num_experts", num_experts)
     bbs = [backbone_fn() for _ in range(n)]

@@ -8,7 +8,7 @@ expose no intra-stage tap, so u^(j) = p^(j) (the SegNet-MTAN code taps the block
 
 Partition: trunk and f^(j) shared, g_t^(j) and head t belong to task t. ``encode`` returns the
 attended final features [T, B, C, ...] (``rep_layout == "per_task"``; Nash-MTL's z_k).
-One task gives "MTAN single-task" of seed 004 §V-C: the trunk plus that task's attention.
+One task gives "MTAN single-task" of Guo et al. §V-C: the trunk plus that task's attention.
 """
 from __future__ import annotations
 

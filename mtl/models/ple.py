@@ -78,7 +78,7 @@ class PLE(MixtureOfExperts):
 
 @ARCHITECTURES.register("ple")
 def ple(backbone_fn, tasks, num_shared: int = 1, num_task: int = 1, levels: int | None = None) -> PLE:
-    """PLE with ``num_shared`` shared and ``num_task`` per-task experts per level (seed 002: [1, 1, 1, 1]).
+    """PLE with ``num_shared`` shared and ``num_task`` per-task experts per level (LibMTL's NYUv2 benchmark: [1, 1, 1, 1]).
     One task gives the single-task variant (same experts and gates, one task path)."""
     s, k = check_count("num_shared", num_shared), check_count("num_task", num_task, 0)
     bbs = [backbone_fn() for _ in range(s + k * len(tasks))]

@@ -1,4 +1,4 @@
-"""Vision-foundation-model initialisations of seed 004 (§V-D, Table VIII), loaded through timm.
+"""Vision-foundation-model initialisations of Guo et al. (§V-D, Table VIII), loaded through timm.
 
 One code path for every source: ``timm.create_model(name, pretrained=True, ...)``. With a local
 ``checkpoint`` it goes through timm's own pretrained mechanism with
@@ -17,7 +17,7 @@ from torch import nn
 
 from ..paths import repo_root
 
-# seed 004 Table VIII, keyed by the initialisation names of its Table IV
+# Guo et al. Table VIII, keyed by the initialisation names of its Table IV
 VFM_INITIALISATIONS: dict[str, str] = {
     "imagenet-1k": "vit_base_patch16_384.augreg_in1k",
     "imagenet-21k": "vit_base_patch16_224.augreg_in21k",

@@ -1,7 +1,7 @@
 """Dilated ResNet-18 / ResNet-50 backbones (torchvision) for dense prediction, output stride 8.
 
 The strides of ``layer3`` and ``layer4`` become dilations 2 and 4 (Yu & Koltun 2016; the
-"dilated ResNet" of MTI-Net / ATRC / LibMTL that seed 004 §IV uses), so the feature map stays at
+"dilated ResNet" of MTI-Net / ATRC / LibMTL that Guo et al. §IV uses), so the feature map stays at
 1/8 of the input and each task head upsamples it ×8. ``weights=None`` by default: nothing is
 downloaded unless a caller names torchvision weights (e.g. ``"IMAGENET1K_V1"``).
 """
@@ -110,5 +110,5 @@ def resnet18(in_channels: int = 3, width: int = 64, weights: str | None = None,
 @BACKBONES.register("resnet50")
 def resnet50(in_channels: int = 3, width: int = 64, weights: str | None = None,
              head_width: int | None = None) -> Backbone:
-    """Dilated ResNet-50 (He et al. 2016; torchvision), 2048·width/64 channels at stride 8 (seed 004 Table III)."""
+    """Dilated ResNet-50 (He et al. 2016; torchvision), 2048·width/64 channels at stride 8 (Guo et al. Table III)."""
     return _resnet("resnet50", in_channels, width, weights, head_width)

@@ -1,9 +1,9 @@
-"""ViT backbones through timm with dense-prediction heads (seed 004 §IV "ViT", §V-D).
+"""ViT backbones through timm with dense-prediction heads (Guo et al. §IV "ViT", §V-D).
 
 The patch tokens of the last block are reshaped to a feature map [B, D, H/p, W/p] and each task
-head upsamples it ×p back to the input (the plain "ViT-T/16" MTL baseline of seed 004 Fig. 4).
+head upsamples it ×p back to the input (the plain "ViT-T/16" MTL baseline of Guo et al. Fig. 4).
 The default is a small ViT (``vit_tiny_patch16_224``'s shape with ``img_size`` set to the data);
-any timm ViT name or a seed 004 Table VIII key works, with weights from
+any timm ViT name or a Guo et al. Table VIII key works, with weights from
 :mod:`mtl.models.pretrained`.
 """
 from __future__ import annotations
@@ -101,9 +101,9 @@ def _pair(v) -> tuple[int, int]:
 def vit(model_name: str = "vit_tiny_patch16_224", img_size=(48, 64), patch_size: int | None = None,
         in_channels: int = 3, stages: int = 4, pretrained: bool = False, checkpoint: str | None = None,
         head_width: int | None = None, **timm_kw) -> Backbone:
-    """A timm ViT with a per-task upsampling head (Dosovitskiy et al. 2021; seed 004 §IV).
+    """A timm ViT with a per-task upsampling head (Dosovitskiy et al. 2021; Guo et al. §IV).
 
-    :param model_name: timm name or seed 004 Table VIII key (``"dino"``, ``"clip"``, ...).
+    :param model_name: timm name or Guo et al. Table VIII key (``"dino"``, ``"clip"``, ...).
     :param img_size: the data's (H, W); both must be multiples of the patch size.
     :param patch_size: override the model's patch size (e.g. 8 for 48×64 images); ``None`` keeps it.
     :param stages: how many block runs staged architectures (MTAN, Cross-stitch, PLE, LTB) see.

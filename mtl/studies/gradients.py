@@ -17,6 +17,7 @@ from .. import claims
 from . import _common as study
 from ..diagnostics import probe_frame
 from ..experiment import train_run
+from ..runs import load_run
 from .mto import label
 
 # seed 004, Table VI (NYUD-v2, ResNet-18): grid weights and AvgNorm's mean weights λ_t; Δm% ↑.
@@ -62,8 +63,6 @@ def _train_time(rec: dict) -> float:
 
 def _grid_records(res: dict) -> list[dict]:
     """The records of every grid-search run (their ``info`` holds the train time)."""
-    from ..runs import load_run
-
     return [load_run(d) for d in res["grid"]["run"]]
 
 

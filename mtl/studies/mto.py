@@ -15,7 +15,7 @@ from scipy.stats import spearmanr
 
 from .. import claims
 from . import _common as study
-from ..metrics import mean_rank
+from ..metrics import delta_m, mean_rank
 from ._paper import (FIXED, SEED002_TABLE2, SEED002_TABLE2_COLUMNS, SEED004_TABLE2_DELTA,  # noqa: F401
                          SEED004_TABLE3_DELTA)
 
@@ -90,8 +90,6 @@ def paper_rank_correlation() -> float:
 
 def seed002_delta() -> pd.Series:
     """Δm% (improvement) of seed 002 Table 2's methods relative to its EW row (it has no STL row)."""
-    from ..metrics import delta_m
-
     cols = list(SEED002_TABLE2_COLUMNS)
     base = dict(zip(cols, SEED002_TABLE2["rows"]["Uniform"]))
     return pd.Series({m: delta_m(dict(zip(cols, v)), base, SEED002_TABLE2_COLUMNS, "improvement")

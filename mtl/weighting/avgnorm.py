@@ -1,4 +1,4 @@
-"""AvgNorm: loss weights from task-gradient norms (seed 004, Section V-F, Eq. 6)."""
+"""AvgNorm: loss weights from task-gradient norms (Guo et al., Section V-F, Eq. 6)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,14 +13,14 @@ LAYERS = ("last", "all")
 
 @register("avgnorm")
 class AvgNorm(GradientWeighting):
-    """AvgNorm, seed 004 ("Revisit the imbalance optimization in MTL") Eq. 6: w_i = ‖Σ_j g_j‖ / ‖g_i‖.
+    """AvgNorm, Guo et al. ("Revisit the Imbalance Optimization in MTL") Eq. 6: w_i = ‖Σ_j g_j‖ / ‖g_i‖.
 
     Every task gradient is scaled to the norm S of the plain sum. g_i is taken on the last shared
     layer (``layer="last"``, ``model.last_shared_parameters()``, the paper's finding that it
     suffices) or on all shared parameters (``"all"``); w is applied as detached loss weights
     Σ_i w_i L_i to the whole network. ‖g_i‖ is floored at ``eps``·max_j‖g_j‖ (relative, so the
     weights do not depend on the scale of the gradients). ``mean_weights`` is the running mean of w over training
-    (the λ_t of seed 004 Table VI); the per-step w is also logged as ``weights``.
+    (the λ_t of Guo et al. Table VI); the per-step w is also logged as ``weights``.
     """
 
     loss_weights = True

@@ -40,7 +40,7 @@ class CAGrad(GradientWeighting):
 
     With w the dual solution and λ = c‖g0‖/‖Gw‖: d = g0 + λ Σ_t w_t g_t, g0 = mean gradient, then
     divided by 1+c² (``rescale=1``), 1+c (2) or not (0). All in the row space of J, so it is a
-    weighting: (1/T + λ w)/(1+c²). ``c`` = 0.5 (seed 002 Table 1 "calpha").
+    weighting: (1/T + λ w)/(1+c²). ``c`` = 0.5 (LibMTL's NYUv2 benchmark Table 1 "calpha").
     """
 
     modes = ("param", "rep")

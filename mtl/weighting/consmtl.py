@@ -1,7 +1,7 @@
 """ConsMTL: bi-level optimisation of shared and task-specific parameters (Qin, Wang & Yan, CVPR 2025).
 
 Paper: "Towards Consistent Multi-Task Learning: Unlocking the Potential of Task-Specific
-Parameters", CVPR 2025, pp. 10067-10076 (seed 003). The update rules follow the authors' code
+Parameters", CVPR 2025, pp. 10067-10076 (Qin et al.). The update rules follow the authors' code
 (``MTLlib/methods/weight_methods.py``, class ConsMTL; see ``METHODS.md`` §3.2):
 
 * **upper level** (every parameter outside the task heads, as the code's "not 'pred'" rule, so
@@ -11,10 +11,10 @@ Parameters", CVPR 2025, pp. 10067-10076 (seed 003). The update rules follow the 
   g2_k = ∇_θk(−λ⟨δ_k, δ̄⟩) clipped to ``ratio_k``·‖g1_k‖, where g1_k = ∇_θk L_k; the head's
   gradient is g1_k + clip(g2_k).
 
-``ulo`` ("upper level only", seed 003 Table 6) is the same step without the lower level. Both
+``ulo`` ("upper level only", Qin et al. 2025 Table 6) is the same step without the lower level. Both
 are :class:`~mtl.weighting.base.Weighting` components registered in :mod:`mtl.weighting`, used
 by the ordinary loop. :class:`mtl.diagnostics.RepresentationProbe` records the cosine matrix of
-the δ_k (seed 003 Fig. 5).
+the δ_k (Qin et al. 2025 Fig. 5).
 """
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ class ConsMTL(_BiLevel):
 
 @register("ulo")
 class ULO(_BiLevel):
-    """ConsMTL's upper level only (seed 003 Table 6, "ULO only"): FairGrad(α) with K·wᵀJ clipped to
+    """ConsMTL's upper level only (Qin et al. 2025 Table 6, "ULO only"): FairGrad(α) with K·wᵀJ clipped to
     ``max_norm``; heads get their plain gradients. Hyper-parameters as :class:`ConsMTL` (λ unused)."""
 
     lower = False

@@ -1,4 +1,4 @@
-"""Equal weighting ("uniform" in seed 004): L = Σ_t L_t."""
+"""Equal weighting ("uniform" in Guo et al.): L = Σ_t L_t."""
 from __future__ import annotations
 
 import torch
@@ -9,7 +9,7 @@ from .base import LossWeighting
 
 @register("ew")
 class EW(LossWeighting):
-    """Equal weights w_t = 1 — the vanilla MTL baseline of every paper (seed 004 Table II "Uniform")."""
+    """Equal weights w_t = 1 — the vanilla MTL baseline of every paper (Guo et al. Table II "Uniform")."""
 
     def weights(self, losses: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(losses)

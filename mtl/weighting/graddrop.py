@@ -17,7 +17,7 @@ class GradDrop(GradientWeighting):
     a feature keeps the positive task gradients where P > U and the negative ones where P < U
     (U ~ U(0,1) per feature); d = Σ_t (leak + (1−leak) M_t) ⊙ ∂L_t/∂z. sign(0) is taken as +1, so an
     exactly-zero representation does not zero the gradient as in LibMTL. Representation mode
-    only (seed 002); ``aggregate`` treats each row of J as one sample with z > 0.
+    only (LibMTL's NYUv2 benchmark); ``aggregate`` treats each row of J as one sample with z > 0.
     """
 
     modes = ("rep",)

@@ -19,7 +19,7 @@ class GradNorm(GradientWeighting):
     L_grad = Σ_i |w_i‖g_i‖ − Ḡ r_i^α|, with Ḡ = mean_i w_i‖g_i‖ and r_i = L̃_i / mean L̃, L̃_i = L_i / L_i(step 0)
     (Ḡ and the target are constants, as in the paper); after every optimizer step w is renormalised
     to Σ w = T. The network gets ∇ Σ_i w_i L_i (loss weights, heads included). ‖g_i‖ is taken on all
-    shared parameters in "param" mode (seed 002: rep_grad False), on the representation in "rep".
+    shared parameters in "param" mode (LibMTL's NYUv2 benchmark: rep_grad False), on the representation in "rep".
     """
 
     loss_weights = True

@@ -30,7 +30,7 @@ class IMTL(GradientWeighting):
 
     IMTL-L: the gradients are taken of e^{s_t} L_t − s_t with learnable scales s (init 0, trained
     with the model through the task-specific gradient). IMTL-G: the closed-form α above; the
-    direction is Σ_t α_t g_t. Default ``mode="rep"`` (seed 002 Table 1).
+    direction is Σ_t α_t g_t. Default ``mode="rep"`` (LibMTL's NYUv2 benchmark Table 1).
     """
 
     default_mode = "rep"

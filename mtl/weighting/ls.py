@@ -1,4 +1,4 @@
-"""Linear scalarisation with fixed loss weights: the object of seed 004's grid search."""
+"""Linear scalarisation with fixed loss weights: the object of Guo et al.'s grid search."""
 from __future__ import annotations
 
 import itertools
@@ -33,7 +33,7 @@ class LS(LossWeighting):
 
 
 def weight_grid(values_per_task: Sequence[Sequence[float]]) -> list[tuple[float, ...]]:
-    """The Cartesian grid of loss weights, e.g. ``[[1], [1], [1, 2], [1, 10, 50]]`` (seed 004's NYUD-v2 grid
+    """The Cartesian grid of loss weights, e.g. ``[[1], [1], [1, 2], [1, 10, 50]]`` (Guo et al.'s NYUD-v2 grid
     reports 1/1/2/50); the first task's weight is usually fixed to 1 since only ratios matter under Adam."""
     if not values_per_task or any(len(v) == 0 for v in values_per_task):
         raise ValueError("give at least one candidate weight per task")

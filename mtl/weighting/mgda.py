@@ -19,7 +19,7 @@ class MGDA(GradientWeighting):
     loss → L_t, loss+ → L_t‖g_t‖, the official code's normalisers); the direction is Σ_t (w_t/n_t) g_t,
     a convex combination (mean scale), as the official code applies w to the raw losses. Solved
     exactly through scipy's NNLS (see :func:`~mtl.weighting._linalg.min_norm_weights`), not
-    Frank–Wolfe. Default ``mode="rep"`` (MGDA-UB, seed 002 Table 1).
+    Frank–Wolfe. Default ``mode="rep"`` (MGDA-UB, LibMTL's NYUv2 benchmark Table 1).
     """
 
     default_mode = "rep"

@@ -90,7 +90,7 @@ class NashMTL(GradientWeighting):
 
     The bargaining solution α > 0 of GᵀGα = 1/α (:class:`NashSolver`, cvxpy) recomputed every
     ``update_weights_every`` steps (reused in between); the direction Σ_t α_t g_t is clipped to norm
-    ``max_norm`` (1.0, seed 002 Table 1; None: no clip). If the solver fails the previous α is kept
+    ``max_norm`` (1.0, LibMTL's NYUv2 benchmark Table 1; None: no clip). If the solver fails the previous α is kept
     as in the official code, and ``solver_failures`` counts it (never a silent equal weighting:
     a missing cvxpy raises at construction).
     """
