@@ -6,12 +6,21 @@ weighting in one place (:meth:`RunSpec.build_data`, :meth:`~RunSpec.build_model`
 :meth:`~RunSpec.build_weighting`, :meth:`~RunSpec.build_probes`). ``train_run(out_dir, spec)``
 trains with :func:`mtl.train.fit` and records the run under ``out_dir`` (loaded instead when
 already finished); its folder is ``<name>-<hash of spec.params()>``.
+
+**Canonical run ids.** :meth:`RunSpec.params` is the spec in a canonical form, so settings that
+do not change a result do not change the id: every keyword equal to its factory's default is
+left out (dataset, backbone, architecture, weighting, probes, corruption and TrainConfig
+fields), integral floats are integers (``2.0`` → ``2``), tuples are lists, ``train.progress`` is
+left out (presentation only) and so is ``train.device`` when it resolves to the device ``"auto"``
+gives. A default changed in the code therefore keeps the ids of runs that relied on it: bump the
+run's ``name`` (or pass the value explicitly) when a changed default must retrain.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import inspect
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -23,10 +32,10 @@ from . import data as D
 from . import weighting as W
 from .data.corruptions import corrupt
 from .diagnostics import GradientProbe, RepresentationProbe
-from .models import create_model
+from .models import ARCHITECTURES, BACKBONES, create_model
 from .paths import portable, repo_root
 from .runs import run_id, run_or_load
-from .train import TrainConfig, fit, seed_everything
+from .train import TrainConfig, fit, resolve_device, seed_everything
 
 PROBE_KINDS = ("gradient", "representation")
 
@@ -116,19 +125,18 @@ class RunSpec:
 
     def params(self) -> dict:
         """The canonical parameters the run id hashes (:func:`mtl.runs.run_id`) and ``config.json`` holds."""
-        p = {"architecture": self.architecture, "backbone": self.backbone, "backbone_kw": dict(self.backbone_kw),
-             "dataset": self.dataset, "dataset_kw": dict(self.dataset_kw), "train": dict(self.train),
-             "weighting": self.weighting, "weighting_kw": dict(self.weighting_kw)}
+        p = {"architecture": self.architecture, "backbone": self.backbone,
+             "backbone_kw": _without_defaults(self.backbone_kw, BACKBONES.get(self.backbone)),
+             "dataset": self.dataset, "dataset_kw": _without_defaults(self.dataset_kw, D.DATASETS.get(self.dataset)),
+             "train": _canonical_train(self.train), "weighting": self.weighting,
+             "weighting_kw": _without_defaults(self.weighting_kw, W.WEIGHTINGS.get(self.weighting))}
         optional = {"name": self.name, "tasks": None if self.tasks is None else list(self.tasks),
-                    "architecture_kw": None if self.architecture_kw is None else dict(self.architecture_kw),
-                    "corruption": None if self.corruption is None else dict(self.corruption),
-                    "save_model": self.save_model}
-        p.update({k: v for k, v in optional.items() if v is not None})
-        for probe in self.probes:
-            if probe["kind"] == "gradient":
-                p["probes"] = {k: v for k, v in probe.items() if k != "kind"}
-            else:
-                p["probe"] = {"rep_cos_every": int(probe["every"])}
+                    "architecture_kw": _without_defaults(self.architecture_kw or {}, ARCHITECTURES.get(self.architecture)),
+                    "corruption": _without_defaults(self.corruption or {}, corrupt),
+                    "save_model": self.save_model or None,
+                    "probes": [{"kind": q["kind"], **_without_defaults({k: v for k, v in q.items() if k != "kind"},
+                                                                      _PROBES[q["kind"]])} for q in self.probes]}
+        p.update({k: v for k, v in optional.items() if v})
         return p
 
     def run_id(self) -> str:
@@ -220,3 +228,40 @@ def load_model(run_dir):
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model.run_dir = portable(run_dir)
     return model.eval()
+
+
+# ----------------------------------------------------------------------------- the canonical form
+_PROBES = {"gradient": GradientProbe, "representation": RepresentationProbe}
+
+
+def _norm(v):
+    """A JSON value in canonical form: integral floats as ints, tuples as lists, mappings with str keys."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, Mapping):
+        return {str(k): _norm(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    return v
+
+
+def _defaults(factory) -> dict:
+    return {n: q.default for n, q in inspect.signature(factory).parameters.items()
+            if q.default is not inspect.Parameter.empty}
+
+
+def _without_defaults(kw: Mapping, factory) -> dict:
+    """``kw`` in canonical form without the entries equal to ``factory``'s defaults."""
+    defaults = _defaults(factory)
+    return {k: _norm(v) for k, v in kw.items() if not (k in defaults and _norm(v) == _norm(defaults[k]))}
+
+
+def _canonical_train(train: Mapping) -> dict:
+    """TrainConfig fields without defaults, ``progress`` (presentation) and a device that resolves like "auto"."""
+    out = {k: v for k, v in train.items() if k != "progress"}
+    try:
+        if "device" in out and resolve_device(out["device"]).type == resolve_device("auto").type:
+            out.pop("device")
+    except ValueError:                      # e.g. "cuda" asked for on a machine without it: keep it
+        pass
+    return _without_defaults(out, TrainConfig)

@@ -1,4 +1,4 @@
-"""RunSpec: typed run parameters whose ``params()`` are exactly what the committed run ids hash."""
+"""RunSpec: typed run parameters; ``params()`` is the canonical form every committed run id hashes."""
 import json
 from pathlib import Path
 
@@ -48,14 +48,14 @@ def test_from_dict_rejects_unknown_and_missing_keys():
 
 def test_params_round_trip_and_recorded_probe_forms():
     base = {"dataset": "multimnist", "backbone": "lenet", "name": "x", "tasks": ["left"]}
-    grad = RunSpec.from_dict({**base, "probes": {"every": 3}})
+    grad = RunSpec.from_dict({**base, "probes": {"every": 3}})              # the form recorded before canonical ids
     assert grad.probes == ({"kind": "gradient", "every": 3},)
-    assert grad.params()["probes"] == {"every": 3} and "probe" not in grad.params()
-    rep = RunSpec.from_dict({**base, "probes": [{"kind": "representation", "every": 5}]})
-    assert rep.params()["probe"] == {"rep_cos_every": 5} and "probes" not in rep.params()
+    assert grad.params()["probes"] == [{"kind": "gradient", "every": 3}]
+    rep = RunSpec.from_dict({**base, "probe": {"rep_cos_every": 5}})
+    assert rep.params()["probes"] == [{"kind": "representation", "every": 5}]
     assert RunSpec.from_dict(rep.params()) == rep
     assert rep.params()["tasks"] == ["left"] and "save_model" not in rep.params()
-    # defaults are part of the hashed parameters; optional fields only when given
+    # architecture and weighting are always recorded; optional fields only when they say something
     assert set(RunSpec.from_dict(base).params()) == {"architecture", "backbone", "backbone_kw", "dataset", "dataset_kw",
                                                     "name", "tasks", "train", "weighting", "weighting_kw"}
 
@@ -90,3 +90,36 @@ def test_train_run_saves_a_model_that_load_model_rebuilds(tiny_mnist_spec, tmp_p
 def tiny_mnist_spec():
     return {"dataset": "multimnist", "dataset_kw": {"n_train": 64, "n_val": 16, "n_test": 16}, "backbone": "lenet",
             "train": {"epochs": 1, "batch_size": 32}}
+
+
+def test_settings_that_do_not_change_a_result_do_not_change_the_id():
+    base = {"dataset": "multimnist", "backbone": "lenet", "name": "x", "weighting": "cagrad",
+            "train": {"epochs": 3, "lr": 0.001}}
+    same = [
+        {**base, "train": {"epochs": 3.0, "lr": 0.001}},                                   # 3.0 is 3
+        {**base, "train": {"epochs": 3, "lr": 0.001, "progress": True}},                   # presentation only
+        {**base, "train": {"epochs": 3, "lr": 0.001, "device": "auto"}},                   # the default device
+        {**base, "train": {"epochs": 3, "lr": 0.001, "device": "cpu" if not _cuda() else "cuda"}},
+        {**base, "train": {"epochs": 3, "lr": 0.001, "batch_size": 8, "seed": 0}},         # explicit defaults
+        {**base, "weighting_kw": {"c": 0.5}},                                              # CAGrad's default c
+        {**base, "architecture": "hps", "save_model": False, "corruption": {}},
+        {**base, "probes": []},
+    ]
+    ids = {RunSpec.from_dict(s).run_id() for s in same}
+    assert ids == {RunSpec.from_dict(base).run_id()}
+    different = [{**base, "train": {"epochs": 4, "lr": 0.001}}, {**base, "weighting_kw": {"c": 0.4}},
+                 {**base, "train": {"epochs": 3, "lr": 0.001, "max_steps_per_epoch": 2}}, {**base, "name": "y"}]
+    assert len({RunSpec.from_dict(s).run_id() for s in different} | ids) == len(different) + 1
+
+
+def test_canonical_params_are_a_fixed_point():
+    spec = RunSpec.from_dict({"dataset": "scenes", "backbone": "segnet", "backbone_kw": {"width": 12.0},
+                              "train": {"epochs": 2, "batch_size": 8}, "probes": {"every": 50}})
+    p = spec.params()
+    assert p["backbone_kw"] == {"width": 12} and p["train"] == {"epochs": 2} and p["probes"] == [{"kind": "gradient"}]
+    assert RunSpec.from_dict(p).params() == p
+
+
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
