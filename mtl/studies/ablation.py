@@ -9,14 +9,31 @@ lower is better**, over every metric against the single-task runs. Claim C10.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import claims, study
+from .. import claims, profiles, study
 from ..curves import ExtraStep, default_groups
 from . import plugplay as PP
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/ablation.yaml``."""
+
+    spec: dict  # the stage-1 / single-task run spec (three tasks)
+    seeds: list[int]
+    stage2: dict  # EXTRA's curve stage: step (ExtraStep arguments), train
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("ablation", Params, profile, out_dir)
+
 
 DM, DM_SE = PP.DM, PP.DM_SE
 

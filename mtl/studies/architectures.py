@@ -10,19 +10,38 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, study
+from .. import claims, profiles, study
 from .. import weighting as W
 from ..experiment import load_data
 from ..memory import step_cost
 from ..metrics import delta_m
 from ..models import create_model
 from ..runs import canonical, run_id, write_json
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/architectures.yaml``."""
+
+    spec: dict  # the base run spec (mtl.experiment.train_run)
+    seeds: list[int]
+    architectures: list[str]  # names in ARCHITECTURES
+    methods: dict  # label -> {weighting, weighting_kw}
+    cost: dict = field(default_factory=dict)  # one measured step per cell: steps, memory_limit_mb
+    architecture_kw: dict = field(default_factory=dict)  # architecture -> its keyword arguments
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("architectures", Params, profile, out_dir)
+
 
 ARCHITECTURES = ("hps", "cross_stitch", "mmoe", "mtan", "cgc", "ple", "ltb", "dselect_k")
 

@@ -10,16 +10,37 @@ loss landscape in the plane through θ(0), θ(1) and θ(½) with the curve proje
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import claims, study
+from .. import claims, profiles, study
 from ..metrics import mean_se
 from ..train import task_losses, to_device
 from . import extra_curves as X
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/controlpoints.yaml``."""
+
+    spec: dict  # the base run spec (single-task baselines, EXTRA-L end points)
+    seeds: list[int]
+    counts: list[int]  # NURBS control points, end points included (≥ 3)
+    stage2: dict  # EXTRA stage-2 training
+    ts: list[float]  # points of t evaluated
+    bn_batches: int = 4  # batches for BatchNorm recalibration
+    landscape: dict = field(default_factory=dict)  # grid, margin, batch_size of the loss landscape
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("controlpoints", Params, profile, out_dir)
+
 
 # Paper's metrics on CityScapes (seed 000 Table 2): mIoU, pixel accuracy, abs. and rel. depth error.
 METRICS = {"segmentation": {"miou": True, "pix_acc": True}, "depth": {"abs_err": False, "rel_err": False}}

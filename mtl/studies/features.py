@@ -7,15 +7,35 @@ adapter protocol fitted post hoc on the train split, measured on the test split)
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, distill, reference, study
+from .. import claims, distill, profiles, reference, study
 from ..experiment import load_data, train_run
 from ..runs import run_or_load
+from .imbalance import vanilla_imbalance
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/features.yaml``."""
+
+    spec: dict  # the base run spec (mtl.experiment.train_run)
+    seeds: list[int]
+    grid: dict  # task -> candidate loss weights, searched at the first seed
+    methods: dict  # label -> {weighting, weighting_kw}: the MTO methods besides uniform and grid
+    url: dict  # URL's weighting_kw (base weighting, lam)
+    diagnostic: dict  # mtl.distill.feature_distance arguments
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("features", Params, profile, out_dir)
+
 
 # seed 004, Tables II and III (NYUD-v2): the rows of the methods this section runs (mtl.reference).
 SEED004_TABLE2_NYUD_R18_MTO = {"source": "seed 004, Table II, NYUD-v2, ResNet-18 (AvgNorm is not in Table II)",
@@ -33,11 +53,11 @@ def teacher_dirs(stl: dict, i: int) -> dict[str, str]:
 
 
 def run_methods(out_dir, cfg: dict) -> dict:
-    """STL (saved), uniform and grid search (:func:`mtl.study.vanilla_imbalance`), the MTO methods of
-    ``cfg["methods"]`` and URL over a base weighting; every spec saves its model for the diagnostic."""
+    """STL (saved), uniform and grid search (:func:`mtl.studies.imbalance.vanilla_imbalance`), the
+    MTO methods of ``cfg["methods"]`` and URL over a base weighting; every spec saves its model for the diagnostic."""
     spec = study.derive(cfg["spec"], save_model=True)
     seeds = list(cfg["seeds"])
-    res = study.vanilla_imbalance(out_dir, {"spec": spec, "seeds": seeds, "grid": cfg["grid"]})
+    res = vanilla_imbalance(out_dir, {"spec": spec, "seeds": seeds, "grid": cfg["grid"]})
     for name, m in cfg["methods"].items():
         res["methods"][name] = study.run_seeds(out_dir, study.derive(spec, weighting=m["weighting"],
                                                                     weighting_kw=m.get("weighting_kw", {})),

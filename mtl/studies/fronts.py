@@ -12,16 +12,43 @@ metrics), so a re-run loads it. The section has no CLAIMS.md id; it checks two s
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from .. import profiles
 from ..claims import paired_difference, verdict
 from ..fronts import hypervolume, pareto_front
 from ..metrics import mean_se
 from ..runs import run_or_load
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/fronts.yaml``."""
+
+    seeds: list[int]
+    n_train: int
+    n_val: int
+    n_test: int
+    epochs: int  # per EXTRA stage, and of PaMaL and each LS model
+    n_grid: int  # grid points of t (EXTRA) and α (PaMaL)
+    n_sweep: int  # LS models
+    batch_size: int = 256
+    lr: float = 1e-3
+    extra_endpoint_weights: list | None = None  # LS weights of EXTRA's two end points (None: equal)
+    hv_ref: list | None = None  # hypervolume reference point (None: 1.1 × the worst point)
+    max_steps_per_epoch: int | None = None
+    device: str = "auto"
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("fronts", Params, profile, out_dir)
+
 
 METHODS = ("extra", "pamal", "ls")
 LABELS = {"extra": "EXTRA-L (curve)", "pamal": "PaMaL (simplex)", "ls": "LS sweep"}

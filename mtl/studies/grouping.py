@@ -11,16 +11,39 @@ networks per seed would cost more than the whole section); Δm% in EXTRA's drop 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .. import claims, study
+from .. import claims, profiles, study
 from ..experiment import train_run
 from ..grouping import assign_roles, cluster_tasks, task_gradients
 from ..metrics import delta_m, mean_se
 from . import extra_curves as X
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/grouping.yaml``."""
+
+    spec: dict  # the base run spec of every network
+    seeds: list[int]
+    warmup_epochs: int  # uniform-MTL epochs before the task gradients are taken
+    other_weight: float  # stage-1 LS weight of the tasks outside an end point's cluster
+    stage2: dict  # EXTRA stage-2 training
+    ts: list[float]  # points of t evaluated
+    k: int = 3  # clusters
+    grad_batches: int = 4  # batches averaged into the gradients
+    bn_batches: int = 4  # batches for BatchNorm recalibration
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("grouping", Params, profile, out_dir)
+
 
 STRATEGIES = ("random", "kmeans", "spectral")
 LABELS = {"random": "Random", "kmeans": "K-means", "spectral": "Spectral (EXTRA)"}

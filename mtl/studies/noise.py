@@ -11,15 +11,32 @@ MTL − STL *gap* shows how imbalanced multi-task learning is under it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .. import claims, study
+from .. import claims, profiles, study
 from ..data.corruptions import corrupt
 from ..experiment import load_data, train_run
 from ..metrics import mean_se
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/noise.yaml``."""
+
+    spec: dict  # the base run spec (mtl.experiment.train_run)
+    seeds: list[int]
+    conditions: dict  # name -> mtl.data.corruptions.corrupt kwargs; the first is clean
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("noise", Params, profile, out_dir)
+
 
 STL, MTL = "Single-task", "Multi-task"
 NOISE_KEYS = ("label_noise", "depth_sigma", "normal_sigma")

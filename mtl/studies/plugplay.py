@@ -13,13 +13,14 @@ against the single-task runs.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import claims, study
+from .. import claims, profiles, study
 from ..curves import ExtraStep, curve_model, default_control_points, recalibrate_bn
 from ..experiment import load_data, train_run
 from ..fronts import evaluate_at
@@ -28,6 +29,24 @@ from ..models import create_model
 from ..runs import run_or_load
 from ..train import TrainConfig, fit, seed_everything
 from .. import weighting as W
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/plugplay.yaml``."""
+
+    spec: dict  # the stage-1 / single-task run spec (≥ 2 tasks)
+    seeds: list[int]
+    bases: list[str]  # base weightings, each alone and with EXTRA (BASES)
+    alphas: list[float]  # α values of the EXTRA sweep
+    stage2: dict  # EXTRA's curve stage: step (ExtraStep arguments), train
+    alpha_base: str = "ls"  # base weighting of the α sweep
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("plugplay", Params, profile, out_dir)
+
 
 BASES = {"ls": ("LS", "EXTRA-L"), "cagrad": ("CAGrad", "EXTRA-C"), "fairgrad": ("FairGrad", "EXTRA-F")}
 DM = "Δm% ↓ (drop)"
