@@ -2,7 +2,7 @@
 
 EXTRA-L on ``scenes`` with two tasks (segmentation at t = 0, depth at t = 1: CityScapes' pair)
 and 3, 4, 5 or 6 NURBS control points (end points included). The stage-1 end points of a seed are
-shared by every count (:func:`mtl.studies.extra_curves.endpoint_runs`), so counts differ only in
+shared by every count (:func:`mtl.studies._extra_curves.endpoint_runs`), so counts differ only in
 stage 2. Reported: Δm% at t = ½ against single-task learning in EXTRA's drop convention (lower
 is better), the task losses along t, the curve's length over its chord in weight space, and the
 loss landscape in the plane through θ(0), θ(1) and θ(½) with the curve projected on it (Fig. 3).
@@ -21,7 +21,7 @@ import torch
 from .. import claims, profiles, study
 from ..metrics import mean_se
 from ..train import task_losses, to_device
-from . import extra_curves as X
+from . import _extra_curves as X
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from .. import claims, profiles, study
 from ..experiment import train_run
 from ..grouping import assign_roles, cluster_tasks, task_gradients
 from ..metrics import delta_m, mean_se
-from . import extra_curves as X
+from . import _extra_curves as X
 
 
 @dataclass(frozen=True)
