@@ -1,10 +1,9 @@
-"""``mtl-reproduce``: run every section notebook with papermill into ``runs/``, then build the book.
+"""``mtl-reproduce``: run every section page with papermill into ``runs/``, then build the book.
 
 Each section page ``book/sections/<section>.md`` (a MyST text notebook, read with jupytext) is
 executed at a profile into ``runs/<section>/<profile>/<section>.ipynb`` (its runs are loaded when
-already finished). A
-failing section does not stop the others; the command exits non-zero naming it. The book is then
-built from the executed notebooks (never re-executed) with warnings as errors.
+already finished). A failing section does not stop the others; the command exits non-zero naming
+it. The book is then built from the executed notebooks (never re-executed) with warnings as errors.
 """
 from __future__ import annotations
 
