@@ -1,9 +1,9 @@
-"""``mtl-reproduce``: run every section notebook with papermill into ``runs/``, then build the book.
+"""``mtl-reproduce``: run every section page with papermill into ``runs/``, then build the book.
 
-Each section template ``book/sections/<section>.ipynb`` is executed at a profile into
-``runs/<section>/<profile>/<section>.ipynb`` (its runs are loaded when already finished). A
-failing section does not stop the others; the command exits non-zero naming it. The book is then
-built from the executed notebooks (never re-executed) with warnings as errors.
+Each section page ``book/sections/<section>.md`` (a MyST text notebook, read with jupytext) is
+executed at a profile into ``runs/<section>/<profile>/<section>.ipynb`` (its runs are loaded when
+already finished). A failing section does not stop the others; the command exits non-zero naming
+it. The book is then built from the executed notebooks (never re-executed) with warnings as errors.
 """
 from __future__ import annotations
 
@@ -21,30 +21,46 @@ from .runs import write_json
 
 
 def sections(book: Path | None = None) -> list[str]:
-    """Section names, in book order (the order of ``book/sections/ORDER`` then alphabetical)."""
+    """Section names (``book/sections/<section>.md``), in book order (the order of
+    ``book/sections/ORDER`` then alphabetical)."""
     book = book or repo_root() / "book"
-    found = sorted(p.stem for p in (book / "sections").glob("*.ipynb"))
+    found = sorted(p.stem for p in (book / "sections").glob("*.md"))
     order_file = book / "sections" / "ORDER"
     order = order_file.read_text().split() if order_file.exists() else []
     return [s for s in order if s in found] + [s for s in found if s not in order]
 
 
+def read_page(path: Path):
+    """A section page as an nbformat notebook: jupytext reads the MyST text; its cells get ids from
+    their position (stable executed notebooks) and the text-pairing metadata is dropped."""
+    import jupytext
+
+    nb = jupytext.read(path)
+    nb.metadata.pop("jupytext", None)
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
+    return nb
+
+
 def execute_section(section: str, profile: str, runs_root: Path, book: Path | None = None,
                     timeout: int | None = None) -> dict:
-    """Run one section notebook with papermill; returns status, duration and output path."""
+    """Run one section page with papermill; returns status, duration and output path."""
     import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     book = book or repo_root() / "book"
+    page = book / "sections" / f"{section}.md"
     out_dir = (runs_root / section / profile).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     out_nb = out_dir / f"{section}.ipynb"
+    src_nb = out_dir / f".{section}.source.ipynb"   # the page as a notebook, for papermill
     tmp_nb = out_dir / f".{section}.running.ipynb"
+    nbformat.write(read_page(page), src_nb)
     start = time.perf_counter()
     status = "ok"
     try:
-        pm.execute_notebook(str(book / "sections" / f"{section}.ipynb"), str(tmp_nb),
+        pm.execute_notebook(str(src_nb), str(tmp_nb),
                             parameters={"profile": profile, "out_dir": portable(out_dir), "progress": False},
                             kernel_name="python3", cwd=str(repo_root()), progress_bar=False,
                             log_output=False, execution_timeout=timeout)
@@ -52,13 +68,17 @@ def execute_section(section: str, profile: str, runs_root: Path, book: Path | No
         status = f"{e.ename}: {e.evalue} (cell {e.exec_count})"
     except Exception as e:  # a dead kernel, a missing kernel...
         status = f"{type(e).__name__}: {e}"
+    finally:
+        src_nb.unlink(missing_ok=True)
     duration = time.perf_counter() - start
     if tmp_nb.exists():
         nb = nbformat.read(tmp_nb, as_version=4)
-        for cell in nb.cells:  # the injected parameters are shown folded, like the template's
+        for cell in nb.cells:  # the injected parameters are shown folded, like the page's
             if "injected-parameters" in cell.metadata.get("tags", []):
                 cell.metadata.setdefault("tags", []).append("hide-input")
+                cell["id"] = "injected-parameters"
         nb.metadata["mystnb"] = {"execution_mode": "off"}
+        nb.metadata.setdefault("papermill", {})["input_path"] = str(page)  # the page, not its temporary copy
         portable_paths(nb)
         if status == "ok":
             nbformat.write(nb, tmp_nb)
@@ -110,7 +130,7 @@ def portable_paths(nb) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="mtl-reproduce", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu", choices=PROFILES)
-    ap.add_argument("--sections", nargs="*", help=f"subset of sections (default: all)")
+    ap.add_argument("--sections", nargs="*", help="subset of sections (default: all)")
     ap.add_argument("--no-book", action="store_true", help="run the notebooks only")
     ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     args = ap.parse_args(argv)

@@ -77,11 +77,3 @@ def test_grid_evaluation_of_a_curve_with_bn_recalibration(tiny_scenes):
     curve = C.curve_model(ends, "nurbs", 4)
     ev = F.evaluate_grid(curve, data, [0.0, 0.5], split="val", batch_size=4, bn_split="train")
     assert ev.losses.shape == (2, 2) and np.isfinite(ev.losses).all() and curve.t == 0.5
-
-
-def test_multimnist_helper_returns_all_three_fronts():
-    out = C.multimnist_fronts(n_train=32, n_val=16, n_test=16, epochs=1, n_grid=3, n_sweep=2,
-                              batch_size=16, device="cpu", max_steps_per_epoch=1)
-    assert set(out) == {"extra", "extra_val", "pamal", "ls"}
-    assert out["extra"].losses.shape == (3, 2) and out["pamal"].losses.shape == (3, 2)
-    assert np.allclose(out["ls"].points, [(1 / 3, 2 / 3), (2 / 3, 1 / 3)])

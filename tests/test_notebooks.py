@@ -1,5 +1,6 @@
-"""Every section notebook at the ``smoke`` profile: papermill into a temporary folder (never into
-the committed runs/), nbval on those outputs, and a book build of them with warnings as errors."""
+"""Every section page (``book/sections/<s>.md``) at the ``smoke`` profile: papermill into a temporary
+folder (never into the committed runs/), nbval on those outputs, and a book build of them with
+warnings as errors."""
 import os
 import shutil
 import subprocess

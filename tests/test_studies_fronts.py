@@ -55,3 +55,11 @@ def test_auto_reference_point_bounds_every_point():
 def test_losses_along_t_long_frame():
     df = F.losses_along_t(_results(+1))
     assert set(df.columns) == {"seed", "t", "task", "loss"} and len(df) == 3 * 6 * 2
+
+
+def test_multimnist_fronts_returns_all_three_fronts():
+    out = F.multimnist_fronts(n_train=32, n_val=16, n_test=16, epochs=1, n_grid=3, n_sweep=2,
+                              batch_size=16, device="cpu", max_steps_per_epoch=1)
+    assert set(out) == {"extra", "extra_val", "pamal", "ls"}
+    assert out["extra"].losses.shape == (3, 2) and out["pamal"].losses.shape == (3, 2)
+    assert np.allclose(out["ls"].points, [(1 / 3, 2 / 3), (2 / 3, 1 / 3)])

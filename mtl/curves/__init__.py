@@ -32,7 +32,7 @@ from ._model import CurveModel, SimplexModel, WeightSpaceModel, curve_model, rec
 from ._extra import ExtraStep, default_control_points, default_groups  # noqa: E402
 from ._pamal import PamalStep, ordering_penalty, simplex_grid  # noqa: E402
 from ._extra import alignment_loss, order_aware_loss  # noqa: E402
-from ._protocols import ExtraResult, multimnist_fronts, train_endpoints, train_extra, train_ls_sweep, train_pamal  # noqa: E402
+from ._protocols import ExtraResult, train_endpoints, train_extra, train_ls_sweep, train_pamal  # noqa: E402
 
 __all__ = [
     "names", "create", "register", "FAMILIES",
@@ -40,5 +40,5 @@ __all__ = [
     "WeightSpaceModel", "CurveModel", "SimplexModel", "curve_model", "simplex_model", "recalibrate_bn",
     "ExtraStep", "default_control_points", "default_groups", "order_aware_loss", "alignment_loss",
     "PamalStep", "ordering_penalty", "simplex_grid",
-    "ExtraResult", "train_endpoints", "train_extra", "train_pamal", "train_ls_sweep", "multimnist_fronts",
+    "ExtraResult", "train_endpoints", "train_extra", "train_pamal", "train_ls_sweep",
 ]

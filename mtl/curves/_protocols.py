@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-import numpy as np
-
 from .. import weighting as W
 from ..train import TrainConfig, fit, seed_everything
 from ._extra import ExtraStep, default_control_points
@@ -86,37 +84,3 @@ def train_ls_sweep(make_model: Callable, data, config: TrainConfig, weights: Seq
         out.append((tuple(float(v) for v in w), model, fit(model, data, W.create("ls", weights=list(w)), config)))
     return out
 
-
-def multimnist_fronts(n_train: int = 6000, n_val: int = 1000, n_test: int = 1000, epochs: int = 10,
-                      seed: int = 0, n_grid: int = 11, n_sweep: int = 5, batch_size: int = 256, lr: float = 1e-3,
-                      device: str = "auto", max_steps_per_epoch: int | None = None, split: str = "test",
-                      extra_endpoint_weights: Sequence[Sequence[float]] | None = None) -> dict:
-    """EXTRA-L, PaMaL and an LS sweep on ``multimnist`` (Zhou et al. 2025 App. A.2: LeNet, Adam 1e-3, batch 256).
-
-    Returns ``{method: GridEval}`` plus ``"extra_val"`` (the curve on the validation split, for
-    choosing t). EXTRA: 3 control points, stage 1 and stage 2 each ``epochs`` epochs, t on
-    ``n_grid`` points; PaMaL: window 4, p = 1, λ = 0, α on ``n_grid`` points; LS: ``n_sweep``
-    weights w ∈ (0, 1) as [w, 1 − w]. ``extra_endpoint_weights`` (e.g. ((0.9, 0.1), (0.1, 0.9)))
-    trains EXTRA's end points with those LS weights instead of equal ones (README: plain LS).
-    """
-    from ..data import load
-    from ..fronts import evaluate_at, evaluate_grid, GridEval
-    from ..models import create_model
-    from ._pamal import simplex_grid
-
-    data = load("multimnist", n_train=n_train, n_val=n_val, n_test=n_test, seed=seed)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                      max_steps_per_epoch=max_steps_per_epoch)
-    make = lambda: create_model("hps", "lenet", data.tasks)                     # noqa: E731
-    ekw = None if extra_endpoint_weights is None else [{"weights": list(w)} for w in extra_endpoint_weights]
-    extra = train_extra(make, data, cfg, n_points=3, endpoint_kw=ekw)
-    ts = np.linspace(0, 1, n_grid).tolist()
-    out = {"extra": evaluate_grid(extra.curve, data, ts, split), "extra_val": evaluate_grid(extra.curve, data, ts, "val")}
-    pamal, _ = train_pamal(make, data, cfg, window=4, concentration=1.0, reg=0.0)
-    out["pamal"] = evaluate_grid(pamal, data, simplex_grid(2, n_grid), split)
-    ws = np.linspace(0, 1, n_sweep + 2)[1:-1]
-    runs = train_ls_sweep(make, data, cfg, [[w, 1 - w] for w in ws])
-    evals = [evaluate_at(m, data, split) for _, m, _ in runs]
-    out["ls"] = GridEval([w for w, _, _ in runs], [t.name for t in data.tasks],
-                         np.stack([e[0] for e in evals]), [e[1] for e in evals])
-    return out

@@ -131,27 +131,3 @@ def below_stl(method: list[dict], stl: Mapping[str, list[dict]], dirs, z: float 
         out[t] = paired_difference(mine, ref, z)
     return out
 
-
-def vanilla_imbalance(out_dir, cfg: dict) -> dict:
-    """Seed 004 §V-A on one dataset: single-task vs uniform vs grid-searched loss weights.
-
-    ``cfg`` has ``spec`` (the base run spec), ``seeds`` and ``grid`` (task -> candidate weights).
-    The grid is searched once, at the first seed, on validation Δm against the single-task
-    validation baseline; the best weights are then trained at every seed (the first-seed run is
-    the grid's own run, loaded, not repeated). Test Δm is against the mean single-task test result.
-    """
-    base_spec, seeds = cfg["spec"], list(cfg["seeds"])
-    stl = run_stl(out_dir, base_spec, seeds)
-    dirs = directions(base_spec)
-    stl_val_first = {t: last_val(recs[0])[t] for t, recs in stl.items()}
-    grid = grid_search(out_dir, base_spec, cfg["grid"], stl_val_first, seed=seeds[0])
-    best = list(grid.loc[0, "weights"])
-    methods = {
-        "Single-task": [{"metrics": {t: stl[t][i]["metrics"][t] for t in stl}} for i in range(len(seeds))],
-        "Uniform": run_seeds(out_dir, derive(base_spec, weighting="ew", weighting_kw={}), seeds, "uniform"),
-        "Grid Search": [train_run(out_dir, derive(base_spec, name=f"ls-{'_'.join(f'{x:g}' for x in best)}-s{s}",
-                                                  weighting="ls", weighting_kw={"weights": best}, train={"seed": s}))
-                        for s in seeds],
-    }
-    return {"stl": stl, "base": stl_base(stl), "dirs": dirs, "all_dirs": directions(base_spec, primary=False),
-            "grid": grid, "best_weights": dict(zip(task_names(base_spec), best)), "methods": methods, "seeds": seeds}

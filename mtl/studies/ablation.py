@@ -9,15 +9,33 @@ lower is better**, over every metric against the single-task runs. Claim C10.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import claims
+from .. import claims, profiles
+from ..metrics import paired_difference
 from . import _common as study
 from ..curves import ExtraStep, default_groups
 from . import plugplay as PP
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/ablation.yaml``."""
+
+    spec: dict  # the stage-1 / single-task run spec (three tasks)
+    seeds: list[int]
+    stage2: dict  # EXTRA's curve stage: step (ExtraStep arguments), train
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("ablation", Params, profile, out_dir)
+
 
 DM, DM_SE = PP.DM, PP.DM_SE
 
@@ -113,7 +131,7 @@ def c10_ablation(result: dict, setting: str, z: float = 2.0) -> dict:
     full = PP.seed_deltas(result, m[VARIANTS[0]])
     parts, lines = [], []
     for v in VARIANTS[1:]:
-        side, diff, se = claims.paired_difference(full, PP.seed_deltas(result, m[v]), z)
+        side, diff, se = paired_difference(full, PP.seed_deltas(result, m[v]), z)
         parts.append({"less": "supports", "greater": "contradicts", "undecided": "inconclusive"}[side])
         lines.append(f"full − {v.replace('EXTRA-F ', '')}: {diff:+.2f} ± {se:.2f}")
     fg = PP.seed_deltas(result, m["FairGrad"])

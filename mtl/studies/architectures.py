@@ -10,20 +10,39 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims
+from .. import claims, profiles
 from . import _common as study
 from .. import weighting as W
 from ..experiment import load_data
 from ..memory import step_cost
-from ..metrics import delta_m
+from ..metrics import delta_m, paired_difference
 from ..models import create_model
 from ..runs import canonical, run_id, write_json
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/architectures.yaml``."""
+
+    spec: dict  # the base run spec (mtl.experiment.train_run)
+    seeds: list[int]
+    architectures: list[str]  # names in ARCHITECTURES
+    methods: dict  # label -> {weighting, weighting_kw}
+    cost: dict = field(default_factory=dict)  # one measured step per cell: steps, memory_limit_mb
+    architecture_kw: dict = field(default_factory=dict)  # architecture -> its keyword arguments
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("architectures", Params, profile, out_dir)
+
 
 ARCHITECTURES = ("hps", "cross_stitch", "mmoe", "mtan", "cgc", "ple", "ltb", "dselect_k")
 
@@ -324,7 +343,7 @@ def c3_architectures(result: dict, method: str = "ew", z: float = 2.0) -> dict:
             keeps.append(a)
         if all(s == "greater" for s, *_ in below.values()):
             removes.append(a)
-        side, d, se = claims.paired_difference(cell_deltas(result, a, method), hps, z)
+        side, d, se = paired_difference(cell_deltas(result, a, method), hps, z)
         (better if side == "greater" else worse if side == "less" else []).append(a)
         lines.append(f"{a} {np.mean(cell_deltas(result, a, method)):+.1f}% (vs HPS {d:+.1f}±{se:.1f})")
     n = len(archs)
@@ -351,7 +370,7 @@ def _reversals(result: dict, z: float) -> list[tuple]:
         for m1, m2 in itertools.combinations(result["methods"], 2):
             d1, d2 = cell_deltas(result, a, m1), cell_deltas(result, a, m2)
             if d1 and d2:
-                sides[(a, m1, m2)] = claims.paired_difference(d1, d2, z)[0]
+                sides[(a, m1, m2)] = paired_difference(d1, d2, z)[0]
     out = []
     for (a, m1, m2), s in sides.items():
         for b in result["archs"]:
@@ -370,7 +389,7 @@ def _always_best(result: dict, z: float) -> str | None:
             dm = cell_deltas(result, a, m)
             for o in result["methods"]:
                 do = cell_deltas(result, a, o)
-                if o != m and (not dm or not do or claims.paired_difference(dm, do, z)[0] != "greater"):
+                if o != m and (not dm or not do or paired_difference(dm, do, z)[0] != "greater"):
                     ok = False
         if ok:
             return m

@@ -9,11 +9,14 @@ verdicts on claims C16–C18. Δm% is in the paper's convention: **drop**, lower
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from .. import profiles
 from .. import weighting as W
 from ..claims import combine, verdict
 from ..experiment import RunSpec, load_data, train_run
@@ -21,6 +24,23 @@ from ..metrics import mean_se, paired_difference
 from ..runs import run_or_load
 from ..train import PlainStep, StepInfo, batches, resolve_device, seed_everything
 from ._common import derive, directions, overall_delta, run_stl, stl_base, summary_table, task_names
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/consmtl.yaml``."""
+
+    datasets: dict  # name -> {spec, lam, upper_kw, stl_seeds, early_epochs}
+    seeds: list[int]
+    probe_every: int  # steps between representation-gradient probes
+    timing: dict  # interleaved ULO/ConsMTL steps: steps, repeats
+    overhead_threshold: float  # what a "little" overhead is (C16)
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("consmtl", Params, profile, out_dir)
+
 
 METHODS = {"LS": ("ew", {}), "ULO": ("ulo", {}), "ConsMTL": ("consmtl", {})}
 

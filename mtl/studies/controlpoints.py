@@ -2,7 +2,7 @@
 
 EXTRA-L on ``scenes`` with two tasks (segmentation at t = 0, depth at t = 1: CityScapes' pair)
 and 3, 4, 5 or 6 NURBS control points (end points included). The stage-1 end points of a seed are
-shared by every count (:func:`mtl.studies.extra_curves.endpoint_runs`), so counts differ only in
+shared by every count (:func:`mtl.studies._extra_curves.endpoint_runs`), so counts differ only in
 stage 2. Reported: Δm% at t = ½ against single-task learning in EXTRA's drop convention (lower
 is better), the task losses along t, the curve's length over its chord in weight space, and the
 loss landscape in the plane through θ(0), θ(1) and θ(½) with the curve projected on it (Fig. 3).
@@ -10,18 +10,39 @@ loss landscape in the plane through θ(0), θ(1) and θ(½) with the curve proje
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import claims
+from .. import claims, profiles
 from . import _common as study
-from ..metrics import mean_se
+from ..metrics import mean_se, paired_difference
 from ..tasks import task_losses
 from ..train import to_device
-from . import extra_curves as X
+from . import _extra_curves as X
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/controlpoints.yaml``."""
+
+    spec: dict  # the base run spec (single-task baselines, EXTRA-L end points)
+    seeds: list[int]
+    counts: list[int]  # NURBS control points, end points included (≥ 3)
+    stage2: dict  # EXTRA stage-2 training
+    ts: list[float]  # points of t evaluated
+    bn_batches: int = 4  # batches for BatchNorm recalibration
+    landscape: dict = field(default_factory=dict)  # grid, margin, batch_size of the loss landscape
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("controlpoints", Params, profile, out_dir)
+
 
 # Paper's metrics on CityScapes (seed 000 Table 2): mIoU, pixel accuracy, abs. and rel. depth error.
 METRICS = {"segmentation": {"miou": True, "pix_acc": True}, "depth": {"abs_err": False, "rel_err": False}}
@@ -163,7 +184,7 @@ def c14_count(result: dict, geo: dict | None = None, z: float = 2.0) -> dict:
     if 4 not in counts or len(counts) < 2:
         raise ValueError(f"C14 compares 4 control points with other counts; counts: {counts}")
     d4 = seed_deltas(result, 4)
-    diffs = {n: claims.paired_difference(seed_deltas(result, n), d4, z) for n in counts if n != 4}
+    diffs = {n: paired_difference(seed_deltas(result, n), d4, z) for n in counts if n != 4}
     sides = [s for s, *_ in diffs.values()]
     v = "supports" if all(s == "greater" for s in sides) else ("contradicts" if "less" in sides else "inconclusive")
     means = ", ".join(f"{n}: {mean_se(seed_deltas(result, n))[0]:+.2f}" for n in counts)

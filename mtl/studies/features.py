@@ -7,18 +7,39 @@ adapter protocol fitted post hoc on the train split, measured on the test split)
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, diagnostics
+from .. import claims, diagnostics, profiles
+from ..metrics import paired_difference
 from . import _common as study
 from . import _paper as reference
 from ..experiment import load_data, load_model, train_run
 from ..paths import portable
 from ..runs import run_or_load
+from .imbalance import vanilla_imbalance
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/features.yaml``."""
+
+    spec: dict  # the base run spec (mtl.experiment.train_run)
+    seeds: list[int]
+    grid: dict  # task -> candidate loss weights, searched at the first seed
+    methods: dict  # label -> {weighting, weighting_kw}: the MTO methods besides uniform and grid
+    url: dict  # URL's weighting_kw (base weighting, lam)
+    diagnostic: dict  # mtl.diagnostics.feature_distance arguments
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("features", Params, profile, out_dir)
+
 
 # seed 004, Tables II and III (NYUD-v2): the rows of the methods this section runs (mtl.studies._paper).
 SEED004_TABLE2_NYUD_R18_MTO = {"source": "seed 004, Table II, NYUD-v2, ResNet-18 (AvgNorm is not in Table II)",
@@ -36,11 +57,11 @@ def teacher_dirs(stl: dict, i: int) -> dict[str, str]:
 
 
 def run_methods(out_dir, cfg: dict) -> dict:
-    """STL (saved), uniform and grid search (:func:`mtl.study.vanilla_imbalance`), the MTO methods of
-    ``cfg["methods"]`` and URL over a base weighting; every spec saves its model for the diagnostic."""
+    """STL (saved), uniform and grid search (:func:`mtl.studies.imbalance.vanilla_imbalance`), the
+    MTO methods of ``cfg["methods"]`` and URL over a base weighting; every spec saves its model for the diagnostic."""
     spec = study.derive(cfg["spec"], save_model=True)
     seeds = list(cfg["seeds"])
-    res = study.vanilla_imbalance(out_dir, {"spec": spec, "seeds": seeds, "grid": cfg["grid"]})
+    res = vanilla_imbalance(out_dir, {"spec": spec, "seeds": seeds, "grid": cfg["grid"]})
     for name, m in cfg["methods"].items():
         res["methods"][name] = study.run_seeds(out_dir, study.derive(spec, weighting=m["weighting"],
                                                                     weighting_kw=m.get("weighting_kw", {})),
@@ -122,7 +143,7 @@ def c7_verdict(distances: pd.DataFrame, setting: str, z: float = 2.0) -> dict:
     """
     runs = per_run(distances)
     allm, nourl = rank_correlation(runs), rank_correlation(runs, exclude=("URL",))
-    side, mu, se = claims.paired_difference(allm["rho_per_seed"], [0.0] * len(allm["rho_per_seed"]), z)
+    side, mu, se = paired_difference(allm["rho_per_seed"], [0.0] * len(allm["rho_per_seed"]), z)
     v = {"less": "supports", "greater": "contradicts", "undecided": "inconclusive"}[side]
     means = runs.groupby("method", sort=False)[["distance", "delta_m"]].mean()
     order = ", ".join(f"{m} {r.distance:.3f}/{r.delta_m:+.2f}%" for m, r in means.sort_values("distance").iterrows())

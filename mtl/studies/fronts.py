@@ -1,6 +1,6 @@
 """Section "Trade-off fronts on MultiMNIST" (seed 000 App. A.2 protocol; properties F1, F2 of this section).
 
-Per seed, :func:`mtl.curves.multimnist_fronts` trains EXTRA-L (3 control points), PaMaL (window 4,
+Per seed, :func:`multimnist_fronts` trains EXTRA-L (3 control points), PaMaL (window 4,
 p = 1, λ = 0) and a linear-scalarisation (LS) sweep on ``multimnist`` with LeNet, Adam 1e-3 and
 batch 256, and evaluates EXTRA on a grid of t, PaMaL on a grid of α and each LS model once. A seed's
 run is recorded with :func:`mtl.runs.run_or_load` (the grid points, losses and errors are its
@@ -12,16 +12,49 @@ metrics), so a re-run loads it. The section has no CLAIMS.md id; it checks two s
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from ..claims import paired_difference, verdict
-from ..fronts import hypervolume, pareto_front
+from .. import profiles
+from ..claims import verdict
+from ..metrics import paired_difference
+from ..curves import simplex_grid, train_extra, train_ls_sweep, train_pamal
+from ..data import load
+from ..fronts import GridEval, evaluate_at, evaluate_grid, hypervolume, pareto_front
 from ..metrics import mean_se
+from ..models import create_model
 from ..runs import run_or_load
+from ..train import TrainConfig
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/fronts.yaml``."""
+
+    seeds: list[int]
+    n_train: int
+    n_val: int
+    n_test: int
+    epochs: int  # per EXTRA stage, and of PaMaL and each LS model
+    n_grid: int  # grid points of t (EXTRA) and α (PaMaL)
+    n_sweep: int  # LS models
+    batch_size: int = 256
+    lr: float = 1e-3
+    extra_endpoint_weights: list | None = None  # LS weights of EXTRA's two end points (None: equal)
+    hv_ref: list | None = None  # hypervolume reference point (None: 1.1 × the worst point)
+    max_steps_per_epoch: int | None = None
+    device: str = "auto"
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("fronts", Params, profile, out_dir)
+
 
 METHODS = ("extra", "pamal", "ls")
 LABELS = {"extra": "EXTRA-L (curve)", "pamal": "PaMaL (simplex)", "ls": "LS sweep"}
@@ -37,14 +70,42 @@ def _grid_record(ev, data) -> dict:
     return {"points": pts, "losses": ev.losses.tolist(), "errors": ev.objectives("error", data).tolist()}
 
 
+def multimnist_fronts(n_train: int = 6000, n_val: int = 1000, n_test: int = 1000, epochs: int = 10,
+                      seed: int = 0, n_grid: int = 11, n_sweep: int = 5, batch_size: int = 256, lr: float = 1e-3,
+                      device: str = "auto", max_steps_per_epoch: int | None = None, split: str = "test",
+                      extra_endpoint_weights: Sequence[Sequence[float]] | None = None) -> dict:
+    """EXTRA-L, PaMaL and an LS sweep on ``multimnist`` (seed 000 App. A.2: LeNet, Adam 1e-3, batch 256).
+
+    Returns ``{method: GridEval}`` plus ``"extra_val"`` (the curve on the validation split, for
+    choosing t). EXTRA: 3 control points, stage 1 and stage 2 each ``epochs`` epochs, t on
+    ``n_grid`` points; PaMaL: window 4, p = 1, λ = 0, α on ``n_grid`` points; LS: ``n_sweep``
+    weights w ∈ (0, 1) as [w, 1 − w]. ``extra_endpoint_weights`` (e.g. ((0.9, 0.1), (0.1, 0.9)))
+    trains EXTRA's end points with those LS weights instead of equal ones (README: plain LS).
+    """
+    data = load("multimnist", n_train=n_train, n_val=n_val, n_test=n_test, seed=seed)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                      max_steps_per_epoch=max_steps_per_epoch)
+    make = lambda: create_model("hps", "lenet", data.tasks)                     # noqa: E731
+    ekw = None if extra_endpoint_weights is None else [{"weights": list(w)} for w in extra_endpoint_weights]
+    extra = train_extra(make, data, cfg, n_points=3, endpoint_kw=ekw)
+    ts = np.linspace(0, 1, n_grid).tolist()
+    out = {"extra": evaluate_grid(extra.curve, data, ts, split), "extra_val": evaluate_grid(extra.curve, data, ts, "val")}
+    pamal, _ = train_pamal(make, data, cfg, window=4, concentration=1.0, reg=0.0)
+    out["pamal"] = evaluate_grid(pamal, data, simplex_grid(2, n_grid), split)
+    ws = np.linspace(0, 1, n_sweep + 2)[1:-1]
+    runs = train_ls_sweep(make, data, cfg, [[w, 1 - w] for w in ws])
+    evals = [evaluate_at(m, data, split) for _, m, _ in runs]
+    out["ls"] = GridEval([w for w, _, _ in runs], [t.name for t in data.tasks],
+                         np.stack([e[0] for e in evals]), [e[1] for e in evals])
+    return out
+
+
 def run_seed(out: Path, P: dict, seed: int, progress: bool = False) -> dict:
     """One seed of the three methods (recorded; loaded when already finished)."""
     kw = {k: P[k] for k in FRONT_KW if k in P}
     params = {"name": f"multimnist-fronts-s{seed}", "seed": seed, **kw}
 
     def fn():
-        from ..curves import multimnist_fronts
-        from ..data import load
         res = multimnist_fronts(seed=seed, device=P.get("device", "auto"), **kw)
         data = load("multimnist", n_train=kw["n_train"], n_val=kw["n_val"], n_test=kw["n_test"], seed=seed)
         return {"metrics": {m: _grid_record(res[m], data) for m in (*METHODS, "extra_val")},

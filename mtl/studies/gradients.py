@@ -7,18 +7,40 @@ beside the grid's.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims
+from .. import claims, profiles
+from ..metrics import paired_difference
 from . import _common as study
 from ..diagnostics import probe_frame
 from ..experiment import train_run
 from ..runs import load_run
+from .imbalance import vanilla_imbalance
 from .mto import label
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/gradients.yaml``."""
+
+    spec: dict  # the base run spec (mtl.experiment.train_run)
+    seeds: list[int]
+    grid: dict  # task -> candidate loss weights, searched at the first seed
+    methods: list[str]  # registry names trained again with gradient probes
+    probes: dict  # GradientProbe arguments (every: steps between probes)
+    setting: str  # the setting the verdicts name
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("gradients", Params, profile, out_dir)
+
 
 # seed 004, Table VI (NYUD-v2, ResNet-18): grid weights and AvgNorm's mean weights λ_t; Δm% ↑.
 SEED004_TABLE6 = {
@@ -36,13 +58,14 @@ SEED004_TABLE7 = {
 
 
 def run(out_dir, cfg: dict) -> dict:
-    """STL, uniform and grid search without probes (:func:`mtl.study.vanilla_imbalance`), then every
-    method of ``cfg["methods"]`` and the chosen grid weights again with ``probes`` at every seed.
+    """STL, uniform and grid search without probes (:func:`mtl.studies.imbalance.vanilla_imbalance`),
+    then every method of ``cfg["methods"]`` and the chosen grid weights again with ``probes`` at
+    every seed.
 
     Returns the imbalance result with ``probed`` (label -> records) and ``grid_cost_s`` (the summed
     train time of the grid's runs).
     """
-    res = study.vanilla_imbalance(out_dir, cfg)
+    res = vanilla_imbalance(out_dir, cfg)
     seeds, probes = res["seeds"], dict(cfg["probes"])
     base = study.derive(cfg["spec"], probes=probes)
     weights = list(res["best_weights"].values())
@@ -165,7 +188,7 @@ def c9_norm_imbalance(res: dict, z: float = 2.0) -> dict:
     r1, p1 = _rho(xs, ys)
     part1 = "supports" if (r1 > 0 and p1 < 0.05) else ("contradicts" if (r1 < 0 and p1 < 0.05) else "inconclusive")
     an, gs = study.deltas(probed["AvgNorm"], base, dirs), study.deltas(probed["Grid Search"], base, dirs)
-    side, diff, se = claims.paired_difference(an, gs, z)
+    side, diff, se = paired_difference(an, gs, z)
     part2 = "contradicts" if side == "less" else "supports"
     w_an = mean_weights(probed["AvgNorm"])
     w_gs = res["best_weights"]

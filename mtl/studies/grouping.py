@@ -11,17 +11,40 @@ networks per seed would cost more than the whole section); Δm% in EXTRA's drop 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .. import claims
+from .. import claims, profiles
 from . import _common as study
 from ..experiment import train_run
 from ..grouping import assign_roles, cluster_tasks, task_gradients
-from ..metrics import delta_m, mean_se
-from . import extra_curves as X
+from ..metrics import delta_m, mean_se, paired_difference
+from . import _extra_curves as X
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/grouping.yaml``."""
+
+    spec: dict  # the base run spec of every network
+    seeds: list[int]
+    warmup_epochs: int  # uniform-MTL epochs before the task gradients are taken
+    other_weight: float  # stage-1 LS weight of the tasks outside an end point's cluster
+    stage2: dict  # EXTRA stage-2 training
+    ts: list[float]  # points of t evaluated
+    k: int = 3  # clusters
+    grad_batches: int = 4  # batches averaged into the gradients
+    bn_batches: int = 4  # batches for BatchNorm recalibration
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("grouping", Params, profile, out_dir)
+
 
 STRATEGIES = ("random", "kmeans", "spectral")
 LABELS = {"random": "Random", "kmeans": "K-means", "spectral": "Spectral (EXTRA)"}
@@ -167,11 +190,11 @@ def c11_grouping(result: dict, z: float = 2.0) -> dict:
     every seed when the difference does not vary), contradicts if above. ARIs are listed.
     """
     sp = seed_values(result, "spectral", "delta_m")
-    sides = {m: claims.paired_difference(sp, seed_values(result, m, "delta_m"), z) for m in ("random", "kmeans")}
+    sides = {m: paired_difference(sp, seed_values(result, m, "delta_m"), z) for m in ("random", "kmeans")}
     ss = [s for s, *_ in sides.values()]
     part1 = "supports" if all(s == "less" for s in ss) else ("contradicts" if "greater" in ss else "inconclusive")
     d = smallest(result, "kmeans") - smallest(result, "spectral")
-    side, dm, dse = claims.paired_difference(d, np.zeros_like(d), z)
+    side, dm, dse = paired_difference(d, np.zeros_like(d), z)
     if dse == 0 and len(d) > 1:
         side = "less" if dm < 0 else ("greater" if dm > 0 else "undecided")
     part2 = {"less": "supports", "greater": "contradicts", "undecided": "inconclusive"}[side]

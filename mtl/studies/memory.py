@@ -12,6 +12,7 @@ the measured ones, marked as an estimate, as seed 000 did for PaMaL on CelebA.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pandas as pd
 import torch
 
 from .. import curves as C
+from .. import profiles
 from .. import weighting as W
 from ..claims import verdict
 from ..data import load
@@ -26,6 +28,25 @@ from ..memory import PeakMemory
 from ..models import create_model
 from ..runs import canonical, run_id, write_json
 from ..train import PlainStep, StepInfo, resolve_device, seed_everything, to_device
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/memory.yaml``."""
+
+    settings: dict  # the bars of Fig. 2: name -> {n_tasks, setting}
+    scaling: dict  # the line plot: tasks (the T measured), setting
+    steps: int  # training steps measured
+    batch_size: int
+    window: int  # PaMaL's window
+    pamal_max_tasks: int  # above this T, PaMaL is a linear-fit estimate
+    device: str = "auto"
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("memory", Params, profile, out_dir)
+
 
 MiB = 2 ** 20
 METHODS = ("PaMaL", "EXTRA-1", "EXTRA-2")

@@ -7,17 +7,34 @@ better), mean rank per dataset, and the rank agreement of methods between datase
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims
+from .. import claims, profiles
 from . import _common as study
 from ..metrics import delta_m, mean_rank
 from ._paper import (FIXED, SEED002_TABLE2, SEED002_TABLE2_COLUMNS, SEED004_TABLE2_DELTA,  # noqa: F401
                          SEED004_TABLE3_DELTA)
+from .imbalance import vanilla_imbalance
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/mto.yaml``."""
+
+    datasets: dict  # name -> {spec, seeds, grid, methods (registry names), method_kw (optional)}
+    all_methods: list[str] = field(default_factory=list)  # every registry name (a YAML anchor for `methods`)
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("mto", Params, profile, out_dir)
+
 
 # Registry name -> the label the papers use (others keep their registry name).
 LABELS = {"ew": "Uniform", "uw": "UW", "dwa": "DWA", "gls": "GLS", "rlw": "RLW", "stch": "STCH", "famo": "FAMO",
@@ -32,9 +49,10 @@ def label(name: str) -> str:
 
 
 def run_dataset(out_dir, cfg: dict) -> dict:
-    """STL, uniform and grid search (:func:`mtl.study.vanilla_imbalance`), then every method in
-    ``cfg["methods"]`` (registry names; hyper-parameters from ``cfg.get("method_kw", {})``) at every seed."""
-    res = study.vanilla_imbalance(out_dir, cfg)
+    """STL, uniform and grid search (:func:`mtl.studies.imbalance.vanilla_imbalance`), then every
+    method in ``cfg["methods"]`` (registry names; hyper-parameters from ``cfg.get("method_kw", {})``)
+    at every seed."""
+    res = vanilla_imbalance(out_dir, cfg)
     kw = cfg.get("method_kw", {})
     for name in cfg["methods"]:
         if name in ("ew", "ls"):

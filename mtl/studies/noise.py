@@ -11,16 +11,33 @@ MTL − STL *gap* shows how imbalanced multi-task learning is under it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .. import claims
+from .. import claims, profiles
 from . import _common as study
 from ..data.corruptions import corrupt
 from ..experiment import load_data, train_run
-from ..metrics import mean_se
+from ..metrics import mean_se, paired_difference
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/noise.yaml``."""
+
+    spec: dict  # the base run spec (mtl.experiment.train_run)
+    seeds: list[int]
+    conditions: dict  # name -> mtl.data.corruptions.corrupt kwargs; the first is clean
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("noise", Params, profile, out_dir)
+
 
 STL, MTL = "Single-task", "Multi-task"
 NOISE_KEYS = ("label_noise", "depth_sigma", "normal_sigma")
@@ -173,10 +190,10 @@ def c5_noise(result: dict, z: float = 2.0, rel_tol: float = 0.25, min_tol: float
     if not noisy:
         raise ValueError(f"C5 needs a noisy condition; conditions: {list(result['conditions'])}")
     dc, dn = seed_deltas(result, clean), seed_deltas(result, noisy[0])
-    hurt = {m: claims.paired_difference(dn[m], dc[m], z) for m in (STL, MTL)}
+    hurt = {m: paired_difference(dn[m], dc[m], z) for m in (STL, MTL)}
     sides = [s for s, *_ in hurt.values()]
     part1 = "supports" if all(s == "less" for s in sides) else ("contradicts" if "greater" in sides else "inconclusive")
-    side, d, se = claims.paired_difference(gaps(result, noisy[0]), gaps(result, clean), z)
+    side, d, se = paired_difference(gaps(result, noisy[0]), gaps(result, clean), z)
     tol = max(min_tol, rel_tol * abs(hurt[STL][1]))
     part2 = "contradicts" if side == "less" else ("supports" if d - z * se > -tol else "inconclusive")
     n = len(result["seeds"])
@@ -212,10 +229,10 @@ def c6_quantity(result: dict, z: float = 2.0) -> dict:
     fracs = {result["conditions"][n]["fraction"] for n in subs} - {1.0}
     if not fracs:
         raise ValueError(f"C6 needs a subsampled condition keeping < 100% of the data; conditions: {subs}")
-    side, m, se = claims.paired_difference(gap_slopes(result), np.zeros(len(result["seeds"])), z)
+    side, m, se = paired_difference(gap_slopes(result), np.zeros(len(result["seeds"])), z)
     v = {"greater": "supports", "less": "contradicts", "undecided": "inconclusive"}[side]
     clean = gaps(result, result["clean"])
-    each = {n: claims.paired_difference(gaps(result, n), clean, z) for n in subs}
+    each = {n: paired_difference(gaps(result, n), clean, z) for n in subs}
     listing = ", ".join(f"{n} {d:+.2f}±{s:.2f}" for n, (_, d, s) in each.items())
     wider = [n for n, (s, *_) in each.items() if s == "less"]
     return claims.verdict(

@@ -13,21 +13,39 @@ against the single-task runs.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .. import claims
+from .. import claims, profiles
 from . import _common as study
 from ..curves import ExtraStep, curve_model, default_control_points, recalibrate_bn
 from ..experiment import RunSpec, load_model, train_run
 from ..fronts import evaluate_at
-from ..metrics import mean_se
+from ..metrics import mean_se, paired_difference
 from ..runs import run_or_load
 from ..train import TrainConfig, fit, seed_everything
 from .. import weighting as W
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/plugplay.yaml``."""
+
+    spec: dict  # the stage-1 / single-task run spec (≥ 2 tasks)
+    seeds: list[int]
+    bases: list[str]  # base weightings, each alone and with EXTRA (BASES)
+    alphas: list[float]  # α values of the EXTRA sweep
+    stage2: dict  # EXTRA's curve stage: step (ExtraStep arguments), train
+    alpha_base: str = "ls"  # base weighting of the α sweep
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("plugplay", Params, profile, out_dir)
+
 
 BASES = {"ls": ("LS", "EXTRA-L"), "cagrad": ("CAGrad", "EXTRA-C"), "fairgrad": ("FairGrad", "EXTRA-F")}
 DM = "Δm% ↓ (drop)"
@@ -200,7 +218,7 @@ def c13_plug_and_play(result: dict, setting: str, z: float = 2.0) -> dict:
         plain, extra = BASES[base]
         if plain not in m:
             continue
-        side, diff, se = claims.paired_difference(seed_deltas(result, m[extra]), seed_deltas(result, m[plain]), z)
+        side, diff, se = paired_difference(seed_deltas(result, m[extra]), seed_deltas(result, m[plain]), z)
         parts.append({"less": "supports", "greater": "contradicts", "undecided": "inconclusive"}[side])
         mean = lambda recs, k: np.mean([study.flatten(r["metrics"], result["dirs"])[k] for r in recs])  # noqa: E731
         better = sum((mean(m[extra], k) > mean(m[plain], k)) == h for k, h in dirs.items())
@@ -238,7 +256,7 @@ def c15_alpha(result: dict, setting: str, z: float = 2.0) -> dict:
         raise ValueError(f"C15 needs at least 2 values of α, got {list(at.index)}")
     means, ses = at[DM], at[DM_SE]
     best, worst = float(means.idxmin()), float(means.idxmax())
-    side, diff, se = claims.paired_difference(seed_deltas(result, result["alphas"][worst]),
+    side, diff, se = paired_difference(seed_deltas(result, result["alphas"][worst]),
                                               seed_deltas(result, result["alphas"][best]), z)
     z_adj = _bonferroni_z(z, len(at) * (len(at) - 1) // 2)
     ratio = diff / se if se > 0 else (math.inf if diff > 0 else 0.0)

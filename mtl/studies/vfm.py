@@ -10,6 +10,7 @@ through the same timm pretrained path. Claim C4 is judged from the runs.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import claims
+from .. import claims, profiles
 from . import _common as study
 from ..experiment import load_data
 from ..metrics import delta_m
@@ -26,6 +27,23 @@ from ..models.pretrained import VFM_INITIALISATIONS, create_vit, resolve_name, s
 from ..paths import portable
 from ..runs import canonical, run_id, write_json
 from ..train import resolve_device, seed_everything
+from .imbalance import vanilla_imbalance
+
+
+@dataclass(frozen=True)
+class Params:
+    """Top-level keys of ``book/sections/vfm.yaml``."""
+
+    spec: dict  # the base run spec, backbone 'vit'
+    seeds: list[int]
+    grid: dict  # task -> candidate loss weights, searched at the first seed
+    initialisations: dict  # name -> {kind (KINDS), ...}: the ViT encoder's weights
+
+
+def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
+    """This section's parameters at ``profile`` (checked against :class:`Params`) and its output folder."""
+    return profiles.setup("vfm", Params, profile, out_dir)
+
 
 KINDS = ("random", "supervised", "masked", "hub")
 # column names: Δm% in seed 004's improvement convention (higher is better)
@@ -186,14 +204,14 @@ def init_spec(out_dir, base: dict, name: str, init: dict) -> dict:
 
 
 def compare_initialisations(out_dir, cfg: dict, progress=None) -> dict[str, dict]:
-    """Seed 004 §V-D: :func:`mtl.study.vanilla_imbalance` (single-task, uniform, grid search) for each
-    initialisation in ``cfg["initialisations"]``; runs of each go to ``out_dir/<initialisation>``."""
+    """Seed 004 §V-D: :func:`mtl.studies.imbalance.vanilla_imbalance` (single-task, uniform, grid
+    search) for each initialisation in ``cfg["initialisations"]``; runs of each go to ``out_dir/<initialisation>``."""
     if cfg["spec"].get("backbone") != "vit":
         raise ValueError(f"the VFM section needs the 'vit' backbone, got {cfg['spec'].get('backbone')!r}")
     out = {}
     for name, init in cfg["initialisations"].items():
         spec = init_spec(out_dir, cfg["spec"], name, init)
-        out[name] = study.vanilla_imbalance(Path(out_dir) / name, {"spec": spec, "seeds": cfg["seeds"], "grid": cfg["grid"]})
+        out[name] = vanilla_imbalance(Path(out_dir) / name, {"spec": spec, "seeds": cfg["seeds"], "grid": cfg["grid"]})
         if progress:
             progress(name)
     return out
@@ -237,7 +255,7 @@ def c4_initialisations(results: dict[str, dict], z: float = 2.0) -> dict:
     """C4 (seed 004 §V-D, Table IV): no initialisation removes the imbalance.
 
     An initialisation keeps the imbalance when some task of uniform MTL is below its own single-task
-    result by > ``z`` SE (seed-paired, :func:`mtl.study.below_stl`) and removes it when uniform MTL is
+    result by > ``z`` SE (seed-paired, :func:`mtl.studies._common.below_stl`) and removes it when uniform MTL is
     above on every task by that margin. Supports if every initialisation keeps it, contradicts if
     any removes it, otherwise inconclusive. Grid search is reported beside.
     """

@@ -33,21 +33,6 @@ UPPER = ("non_head", "shared")
 
 
 # ----------------------------------------------------------------------------- pure pieces
-def representation_grads(losses: torch.Tensor, z: torch.Tensor, layout: str, create_graph: bool = True) -> list:
-    """δ_k = ∂L_k/∂z_k for each task k, each shaped like one task's representation [B, ...].
-
-    ``layout="shared"``: z [B, ...] feeds every head (one backward per task, through head k only).
-    ``layout="per_task"``: z [T, B, ...] with z[k] read by head k only, so one backward of Σ_k L_k
-    gives every δ_k at once (METHODS.md §3.2, MTAN's z_list).
-    """
-    if layout == "per_task":
-        D = torch.autograd.grad(losses.sum(), z, create_graph=create_graph, retain_graph=True)[0]   # [T, B, ...]
-        return list(D.unbind(0))
-    if layout != "shared":
-        raise ValueError(f"rep layout must be 'shared' or 'per_task', got {layout!r}")
-    return [torch.autograd.grad(L, z, create_graph=create_graph, retain_graph=True)[0] for L in losses]
-
-
 def lower_level_grads(losses: torch.Tensor, z: torch.Tensor, layout: str, heads: list[list[torch.Tensor]],
                       w: torch.Tensor, lam: float) -> tuple[list, list]:
     """(g1, g2) per task: g1_k = ∇_θk L_k and g2_k = ∇_θk(−λ⟨δ_k, stopgrad(Σ_j w_j δ_j)⟩), unclipped.

@@ -1,4 +1,6 @@
-"""Recorded EXTRA runs for the book's EXTRA sections (seed 000 §5): stage-1 end points and stage-2 curves.
+"""Recorded EXTRA runs shared by the book's EXTRA sections (seed 000 §5): stage-1 end points and stage-2 curves.
+
+A helper, not a section (hence the leading underscore: no page or profile file goes with it).
 
 Stage 1 is an ordinary :func:`mtl.experiment.train_run` with ``save_model`` (so its network is on
 disk and any curve with the same seed reuses it); stage 2 is a :func:`mtl.runs.run_or_load` record
