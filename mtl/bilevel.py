@@ -157,7 +157,8 @@ class _BiLevel(Weighting):
         return {"weights": w.detach(), "clip_scale": torch.tensor(scales)}
 
 
-@register("consmtl")
+@register("consmtl", label="ConsMTL", needs="custom",
+          paper="Qin et al., Towards Consistent Multi-Task Learning, CVPR 2025 (seed 003)")
 class ConsMTL(_BiLevel):
     """ConsMTL (Qin et al., CVPR 2025; code ``MTLlib`` class ConsMTL): FairGrad(α) upper level on the
     shared parameters plus the lower-level consensus loss −λ⟨δ_k, stopgrad(Σ_j w_j δ_j)⟩ on each head.
@@ -169,7 +170,7 @@ class ConsMTL(_BiLevel):
     """
 
 
-@register("ulo")
+@register("ulo", label="ULO", needs="custom", paper="Qin et al., CVPR 2025 (seed 003), Table 6: ConsMTL's upper level only")
 class ULO(_BiLevel):
     """ConsMTL's upper level only (seed 003 Table 6, "ULO only"): FairGrad(α) with K·wᵀJ clipped to
     ``max_norm``; heads get their plain gradients. Hyper-parameters as :class:`ConsMTL` (λ unused)."""

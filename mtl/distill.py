@@ -54,7 +54,7 @@ def load_model(run_dir) -> nn.Module:
     bundle = load_data(spec["dataset"], **spec.get("dataset_kw", {}))
     bundle = bundle.select(spec.get("tasks") or [t.name for t in bundle.tasks])
     model = create_model(spec.get("architecture", "hps"), spec["backbone"], bundle.tasks,
-                         architecture_kw=spec.get("architecture_kw"), **spec.get("backbone_kw", {}))
+                         architecture_kw=spec.get("architecture_kw"), backbone_kw=spec.get("backbone_kw"))
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.eval()
 
@@ -96,7 +96,7 @@ def distill_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tens
 
 
 # ----------------------------------------------------------------------------- URL as a weighting wrapper
-@register("url")
+@register("url", label="URL", needs="custom", stateful=True, paper="Li, Liu & Bilen, IJCV 2023 (feature distillation)")
 class URL(Weighting):
     """URL (Li, Liu & Bilen, IJCV 2023, feature distillation): a base weighting plus λ Σ_t λ_t ℓ^f(A_t φ, φ*_t).
 

@@ -73,7 +73,7 @@ def train_run(out_dir, spec: dict) -> dict:
         config = TrainConfig(**spec["train"])
         seed_everything(config.seed)  # the initial weights depend on the seed only
         model = create_model(spec["architecture"], spec["backbone"], bundle.tasks,
-                             architecture_kw=spec.get("architecture_kw"), **spec["backbone_kw"])
+                             architecture_kw=spec.get("architecture_kw"), backbone_kw=spec["backbone_kw"])
         weighting = W.create(spec["weighting"], **spec["weighting_kw"])
         # optional gradient diagnostics (seed 004 §V-F): {"every": k, ...} -> mtl.diagnostics.GradientProbe
         probes = [GradientProbe(**spec["probes"])] if spec.get("probes") else []

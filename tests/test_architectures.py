@@ -33,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 def build(arch, backbone, tasks, **arch_kw):
     torch.manual_seed(0)
-    return create_model(arch, backbone, tasks, architecture_kw=arch_kw, **TINY[backbone])
+    return create_model(arch, backbone, tasks, architecture_kw=arch_kw, backbone_kw=TINY[backbone])
 
 
 def batch(scenes, n=2):

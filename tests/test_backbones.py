@@ -56,7 +56,7 @@ def test_dilated_resnet_is_torchvision_with_output_stride_8(name, params):
 def test_dense_heads_return_input_resolution():
     seg = T.segmentation()
     for name, kw in [("resnet18", dict(width=8)), ("vit", SMALL_VIT)]:
-        model = create_model("hps", name, [seg, T.normal()], **kw)
+        model = create_model("hps", name, [seg, T.normal()], backbone_kw=kw)
         out = model(torch.randn(2, 3, 32, 32))
         assert out["segmentation"].shape == (2, 13, 32, 32) and out["normal"].shape == (2, 3, 32, 32)
 
@@ -77,8 +77,8 @@ def test_vit_initialisation_from_a_local_checkpoint(tmp_path):
     source = create_vit("vit_tiny_patch16_224", **SMALL_VIT)
     path = save_checkpoint(source, tmp_path / "vit.pth")
     torch.manual_seed(2)                          # a different random init, so equality means "loaded"
-    model = create_model("mtan", "vit", [T.depth()], checkpoint=str(path), **SMALL_VIT)
-    fresh = create_model("mtan", "vit", [T.depth()], **SMALL_VIT)
+    model = create_model("mtan", "vit", [T.depth()], backbone_kw=dict(SMALL_VIT, checkpoint=str(path)))
+    fresh = create_model("mtan", "vit", [T.depth()], backbone_kw=SMALL_VIT)
     got = {id(p) for p in model.encoder.parameters()}
     loaded = dict(source.state_dict())
     vit = model.encoder[0].embed                  # the staged trunk references the timm modules
@@ -122,7 +122,7 @@ def test_table_viii_structures_stage_and_train(key):
     with torch.no_grad():
         z, (h, _) = bb.encoder.eval()(x), run_stages(bb.stages, x)
     torch.testing.assert_close(h, z)
-    model = create_model("mtan", "vit", [T.depth()], model_name=key, img_size=size, **kw)
+    model = create_model("mtan", "vit", [T.depth()], backbone_kw=dict(kw, model_name=key, img_size=size))
     model(x)["depth"].mean().backward()
     assert model.encoder[0].body is not None and all(p.grad is not None for p in model.task_parameters("depth"))
 

@@ -87,7 +87,7 @@ def train_probed(out_dir, spec: dict, probe_every: int) -> dict:
         config = TrainConfig(**spec["train"])
         seed_everything(config.seed)
         model = create_model(spec.get("architecture", "hps"), spec["backbone"], bundle.tasks,
-                             architecture_kw=spec.get("architecture_kw"), **spec.get("backbone_kw", {}))
+                             architecture_kw=spec.get("architecture_kw"), backbone_kw=spec.get("backbone_kw"))
         hist = fit(model, bundle, W.create(spec["weighting"], **spec.get("weighting_kw", {})), config,
                    probes=[RepresentationProbe(bundle, probe_every)])
         return {"metrics": hist.final, "history": hist.epochs, "info": hist.info}
@@ -107,7 +107,7 @@ def step_times(out_dir, spec: dict, methods: dict[str, tuple[str, dict]], steps:
         for m, (name, kw) in methods.items():
             seed_everything(config.seed)
             models[m] = create_model(spec.get("architecture", "hps"), spec["backbone"], bundle.tasks,
-                                     architecture_kw=spec.get("architecture_kw"), **spec.get("backbone_kw", {})).to(device)
+                                     architecture_kw=spec.get("architecture_kw"), backbone_kw=spec.get("backbone_kw")).to(device)
             opts[m], ws[m] = torch.optim.Adam(models[m].parameters(), lr=config.lr), W.create(name, **kw)
         batches = _batches(bundle, "train", config.batch_size, config.seed, device)
         fixed = [next(batches) for _ in range(steps)]

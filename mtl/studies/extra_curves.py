@@ -35,7 +35,7 @@ def bundle_of(spec: dict):
 def build(spec: dict):
     """A fresh multi-task network of ``spec`` (architecture, backbone and tasks)."""
     return create_model(spec.get("architecture", "hps"), spec["backbone"], bundle_of(spec).tasks,
-                        architecture_kw=spec.get("architecture_kw"), **spec.get("backbone_kw", {}))
+                        architecture_kw=spec.get("architecture_kw"), backbone_kw=spec.get("backbone_kw"))
 
 
 def load_network(spec: dict, rec: dict):

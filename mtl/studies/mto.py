@@ -18,16 +18,12 @@ from ..metrics import mean_rank
 from ..reference import (FIXED, SEED002_TABLE2, SEED002_TABLE2_COLUMNS, SEED004_TABLE2_DELTA,  # noqa: F401
                          SEED004_TABLE3_DELTA)
 
-# Registry name -> the label the papers use (others keep their registry name).
-LABELS = {"ew": "Uniform", "uw": "UW", "dwa": "DWA", "gls": "GLS", "rlw": "RLW", "stch": "STCH", "famo": "FAMO",
-          "gradnorm": "GradNorm", "mgda": "MGDA", "imtl": "IMTL", "alignedmtl": "Aligned-MTL", "graddrop": "GradDrop",
-          "pcgrad": "PCGrad", "gradvac": "GradVac", "cagrad": "CAGrad", "nashmtl": "NashMTL", "moco": "MoCo",
-          "dbmtl": "DB-MTL", "excessmtl": "ExcessMTL", "fairgrad": "FairGrad", "modo": "MoDo", "sdmgrad": "SDMGrad",
-          "upgrad": "UPGrad", "avgnorm": "AvgNorm", "moml": "MOML", "forum": "FORUM", "autolambda": "Auto-Lambda"}
-
 
 def label(name: str) -> str:
-    return LABELS.get(name, name)
+    """The label tables and figures print for method ``name`` (the registry's, as the papers spell it)."""
+    from ..weighting import label as registry_label
+
+    return registry_label(name)
 
 
 def run_dataset(out_dir, cfg: dict) -> dict:

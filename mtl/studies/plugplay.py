@@ -78,7 +78,7 @@ def endpoint_runs(out_dir, spec: dict, base: str, seed: int, base_kw: dict | Non
 
 def _load_endpoint(spec: dict, bundle, rec: dict):
     model = create_model(spec.get("architecture", "hps"), spec["backbone"], bundle.tasks,
-                         architecture_kw=spec.get("architecture_kw"), **spec.get("backbone_kw", {}))
+                         architecture_kw=spec.get("architecture_kw"), backbone_kw=spec.get("backbone_kw"))
     path = Path(rec["run_dir"]) / "model.pt"
     if not path.exists():
         raise FileNotFoundError(f"end point {rec['run_dir']} has no model.pt (train it with save_model)")
