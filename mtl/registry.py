@@ -2,7 +2,7 @@
 models, curve families and weightings.
 
 Each entry is registered with an :class:`Info` (frozen: label, paper, aliases; weightings add
-:class:`MethodInfo`'s fields), found by its name or an alias in any case, and built by
+:class:`MethodInfo`'s fields), found by its name, label or an alias in any case, and built by
 :meth:`Registry.create`, which checks keyword names against the factory's signature.
 
 >>> r = Registry("colour")
@@ -89,8 +89,8 @@ def keyword_names(factory: Callable) -> list[str]:
 
 
 class Registry:
-    """Maps lowercase names (and aliases) to factories and their :class:`Info`; unknown names raise
-    an error listing the valid ones."""
+    """Maps lowercase names to factories and their :class:`Info`; an entry is found by its name,
+    label or an alias in any case; unknown names raise an error listing the valid ones."""
 
     def __init__(self, kind: str, info: type[Info] = Info):
         self.kind, self.info_type = kind, info
@@ -107,17 +107,19 @@ class Registry:
             raise TypeError(f"{self.kind} {key!r}: unknown metadata {unknown}; valid: {valid}")
         info = self.info_type(name=key, **meta)
 
+        others = {k.lower() for k in (info.label, *info.aliases)} - {key}
+
         def deco(fn):
-            for k in (key, *(a.lower() for a in info.aliases)):
+            for k in (key, *others):
                 if k in self._entries or k in self._aliases:
                     raise ValueError(f"{self.kind} {k!r} is registered twice")
             self._entries[key] = (fn, info)
-            self._aliases.update({a.lower(): key for a in info.aliases})
+            self._aliases.update({k: key for k in others})
             return fn
         return deco
 
     def resolve(self, name: str) -> str:
-        """The registered name of ``name`` or one of its aliases (any case)."""
+        """The registered name of ``name``, its label or one of its aliases (any case)."""
         key = str(name).lower()
         key = self._aliases.get(key, key)
         if key not in self._entries:
