@@ -47,6 +47,8 @@ def test_register_rejects_duplicates_unknown_metadata_and_bad_declarations():
         r.register("e", label="E", modes=("features",))
     with pytest.raises(TypeError, match="label"):
         Registry("thing").register("f")                               # a label is required
+    with pytest.raises(TypeError, match=r"weighting 'g' must declare \['needs'\]"):
+        W.register("g", label="G")                                    # the engine follows needs: never implied
 
 
 def test_info_is_frozen():

@@ -1,11 +1,12 @@
 """Loss and gradient weightings, one small class per file, registered by lowercase name.
 
 ``names()`` lists them, ``info(name)`` gives a method's declaration (:class:`~mtl.registry.MethodInfo`:
-label, paper, what it ``needs``, modes, batches per step, state; found by name or alias, any case),
-``create(name, **hparams)`` builds one, ``aggregate(name, J, losses)`` gives the direction a method
-takes for a Jacobian J [T, d] from a fresh state. The book's "Methods" page is generated from it. The training loop only
-calls the :class:`~mtl.weighting.base.Weighting` contract (``backward``, ``after_step``,
-``end_epoch``, ``reset``, ``parameters``); it never looks at a method's name.
+label, paper, what it ``needs``, modes, batches per step, state; found by name, label or alias in
+any case; the book's "Methods" page is generated from it), ``create(name, **hparams)`` builds one,
+``aggregate(name, J, losses)`` gives the direction a method takes for a Jacobian J [T, d] from a
+fresh state. The training loop only calls the :class:`~mtl.weighting.base.Weighting` contract
+(``backward``, ``after_step``, ``end_epoch``, ``reset``, ``parameters``); it never looks at a
+method's name.
 
 Kinds, by ``info(name).needs``: loss weightings (:class:`LossWeighting`), gradient weightings
 (:class:`GradientWeighting`, "param" or "rep" mode, from the Gramian, a factored Jacobian or J
@@ -24,7 +25,12 @@ WEIGHTINGS = Registry("weighting method", info=MethodInfo)
 def register(name: str, **meta):
     """Class decorator: register a weighting with its :class:`~mtl.registry.MethodInfo` fields
     (``label``, ``paper``, ``needs``, ``modes``, ``batches``, ``stateful``, ``aliases``); the class
-    gets the declaration as ``info``, which :class:`GradientWeighting` dispatches on."""
+    gets the declaration as ``info``, which :class:`GradientWeighting` dispatches on. ``label`` and
+    ``needs`` are required: the engine's computation follows ``needs``, so it is never implied."""
+    missing = [k for k in ("label", "needs") if k not in meta]
+    if missing:
+        raise TypeError(f"weighting {name!r} must declare {missing} at registration")
+
     def deco(cls):
         WEIGHTINGS.register(name, **meta)(cls)
         cls.info = WEIGHTINGS.info(name)
