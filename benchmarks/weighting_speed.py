@@ -103,7 +103,7 @@ def configurations(methods: list[str], modes: list[str]):
     for name in methods:
         cls = W.WEIGHTINGS.get(name)
         if "mode" in inspect.signature(cls).parameters:
-            for mode in cls.modes:
+            for mode in W.info(name).modes:
                 if mode in modes:
                     yield name, mode, {"mode": mode}
         else:

@@ -158,7 +158,7 @@ class RunSpec:
         spec's data); not seeded here (:func:`train_run` seeds before building)."""
         bundle = bundle if bundle is not None else self.build_data(corrupted=False)
         return create_model(self.architecture, self.backbone, bundle.tasks, architecture_kw=self.architecture_kw,
-                            **self.backbone_kw)
+                            backbone_kw=self.backbone_kw)
 
     def build_weighting(self):
         """The weighting; keyword arguments its class declares in ``run_arguments`` name recorded runs

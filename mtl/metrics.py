@@ -224,7 +224,7 @@ def delta_m(result: Mapping[str, float], base: Mapping[str, float],
     ``convention="drop"`` (EXTRA, ConsMTL, Nash-MTL, Maninis et al.): the negative, lower is better.
     Metrics whose baseline is 0 are undefined and left out of the mean (NaN if none is left).
 
-    >>> delta_m({"acc": 0.9, "err": 1.1}, {"acc": 1.0, "err": 1.0}, {"acc": True, "err": False})
+    >>> round(delta_m({"acc": 0.9, "err": 1.1}, {"acc": 1.0, "err": 1.0}, {"acc": True, "err": False}), 9)
     -10.0
     """
     if convention not in ("improvement", "drop"):

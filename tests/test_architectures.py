@@ -1,8 +1,10 @@
-"""The eight architectures on the SegNet, dilated ResNet-18 and ViT backbones (issue 5).
+"""The architectures on the SegNet, dilated ResNet-18 and ViT backbones (issue 5).
 
-Contract tests parametrized over the registry: training with the real loop, ``decode(encode(x))
-== forward(x)``, a parameter partition checked by gradients (task t's parameters receive nothing
-from the other tasks' losses), single-task variants, and the regularisers reaching the gates.
+Contract tests parametrized over the registry (``architecture_names()``): training with the real
+loop, ``decode(encode(x)) == forward(x)`` with input-resolution outputs, a parameter partition
+checked by gradients (task t's parameters receive nothing from the other tasks' losses),
+single-task variants, and the regularisers reaching the gates. A registered architecture runs every
+contract unless :data:`EXCLUDED` names it with the reason.
 """
 import math
 
@@ -19,7 +21,8 @@ from mtl.train import PlainStep, StepInfo, TrainConfig, fit
 from mtl.weighting import StepContext, Weighting
 from mtl.weighting.gradient import GradientWeighting
 
-ARCHS = ["hps", "cross_stitch", "mmoe", "mtan", "cgc", "ple", "ltb", "dselect_k"]
+EXCLUDED: dict[str, str] = {}   # registered architectures left out of the contracts -> why (none today)
+ARCHS = [a for a in architecture_names() if a not in EXCLUDED]
 TINY = {  # tiny widths so every (architecture, backbone) pair trains in well under a second
     "segnet": dict(width=4, stages=2),
     "resnet18": dict(width=8, head_width=8),
@@ -34,15 +37,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 def build(arch, backbone, tasks, **arch_kw):
     torch.manual_seed(0)
-    return create_model(arch, backbone, tasks, architecture_kw=arch_kw, **TINY[backbone])
+    return create_model(arch, backbone, tasks, architecture_kw=arch_kw, backbone_kw=TINY[backbone])
 
 
 def batch(scenes, n=2):
     return next(iter(scenes.loader("train", n)))
 
 
-def test_registry_lists_all_eight():
-    assert set(ARCHS) <= set(architecture_names())
+def test_every_registered_architecture_is_covered_or_excluded_with_a_reason():
+    assert set(EXCLUDED) <= set(architecture_names()) and all(EXCLUDED.values())
+    assert set(ARCHS) | set(EXCLUDED) == set(architecture_names())
+    assert {"hps", "cross_stitch", "mmoe", "mtan", "cgc", "ple", "ltb", "dselect_k"} <= set(ARCHS)
 
 
 @pytest.mark.parametrize("backbone", list(TINY))

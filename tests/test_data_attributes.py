@@ -72,7 +72,7 @@ def test_cnn9_is_famos_network():
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(run_stages(bb.stages, x)[0], bb.encoder(x))
-    model = create_model("hps", "cnn9", [T.binary("a"), T.classification("b", 3)], width=4)
+    model = create_model("hps", "cnn9", [T.binary("a"), T.classification("b", 3)], backbone_kw=dict(width=4))
     out = model.eval()(x)
     assert out["a"].shape == (2,) and out["b"].shape == (2, 3)
 
@@ -88,7 +88,7 @@ def test_a_cnn_beats_the_base_rate_on_most_tasks(tmp_path):
     try:
         b = D.load("attributes40", n_train=3000, n_val=100, n_test=1000, cache=tmp_path)
         torch.manual_seed(0)
-        model = create_model("hps", "cnn9", b.tasks, width=16)
+        model = create_model("hps", "cnn9", b.tasks, backbone_kw=dict(width=16))
         hist = fit(model, b, W.create("ew"), TrainConfig(epochs=4, batch_size=64, lr=3e-3, device="cpu"))
     finally:
         torch.set_num_threads(n)

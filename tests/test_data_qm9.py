@@ -90,7 +90,7 @@ def test_collate_builds_complete_graphs_with_features(qm9_tensors):
 
 def test_mpnn_shapes_and_errors(qm9_tensors):
     b = D.load("qm9", n_train=8, n_val=1, n_test=1, tasks=("mu", "cv"))
-    model = create_model("hps", "mpnn", b.tasks, dim=16)
+    model = create_model("hps", "mpnn", b.tasks, backbone_kw=dict(dim=16))
     x, y = next(iter(b.loader("train", 5)))
     out = model(x)
     assert set(out) == {"mu", "cv"} and out["mu"].shape == (5,)
@@ -112,7 +112,7 @@ def test_single_task_mpnn_beats_the_training_mean(qm9_tensors):
     try:
         b = D.load("qm9", n_train=1000, n_val=50, n_test=500, cutoff=2.0, tasks=("U0",))
         torch.manual_seed(0)
-        model = create_model("hps", "mpnn", b.tasks, dim=32)
+        model = create_model("hps", "mpnn", b.tasks, backbone_kw=dict(dim=32))
         hist = fit(model, b, W.create("ew"), TrainConfig(epochs=4, batch_size=32, lr=3e-3, device="cpu"))
     finally:
         torch.set_num_threads(n)

@@ -73,7 +73,7 @@ def test_grid_evaluation_of_a_simplex_hits_its_members(tiny_mnist):
 def test_grid_evaluation_of_a_curve_with_bn_recalibration(tiny_scenes):
     data = tiny_scenes.select(["segmentation", "depth"])
     torch.manual_seed(0)
-    ends = [create_model("hps", "segnet", data.tasks, width=4, stages=1, convs=1) for _ in range(2)]
+    ends = [create_model("hps", "segnet", data.tasks, backbone_kw=dict(width=4, stages=1, convs=1)) for _ in range(2)]
     curve = C.curve_model(ends, "nurbs", 4)
     ev = F.evaluate_grid(curve, data, [0.0, 0.5], split="val", batch_size=4, bn_split="train")
     assert ev.losses.shape == (2, 2) and np.isfinite(ev.losses).all() and curve.t == 0.5

@@ -39,7 +39,7 @@ def test_rebinding_in_a_loop_keeps_two_alive_at_most():
 
 
 def test_bigger_batch_needs_more_memory(scenes):
-    costs = {bs: step_cost(lambda: create_model("mtan", "segnet", scenes.tasks, width=4, stages=2), scenes,
+    costs = {bs: step_cost(lambda: create_model("mtan", "segnet", scenes.tasks, backbone_kw=dict(width=4, stages=2)), scenes,
                            W.create("ew"), batch_size=bs, device="cpu", steps=1) for bs in (1, 4)}
     small, big = costs[1], costs[4]
     assert isinstance(small, StepCost) and not small.oom and small.params == big.params > 0
@@ -50,7 +50,7 @@ def test_bigger_batch_needs_more_memory(scenes):
 
 
 def test_memory_budget_reports_oom(scenes):
-    cost = step_cost(lambda: create_model("hps", "segnet", scenes.tasks, width=4, stages=2), scenes,
+    cost = step_cost(lambda: create_model("hps", "segnet", scenes.tasks, backbone_kw=dict(width=4, stages=2)), scenes,
                      W.create("ew"), batch_size=2, device="cpu", memory_limit_bytes=1024)
     assert cost.oom and cost.peak_bytes > 1024 and cost.step_time_s is None
 

@@ -43,7 +43,7 @@ def tiny():
     torch.manual_seed(0)
     data = load("scenes", tasks=["segmentation", "depth"], height=16, width=24, train_scenes=2, val_scenes=1,
                 test_scenes=1, scans_per_scene=2)
-    ends = [create_model("hps", "segnet", data.tasks, width=4, stages=2, convs=1) for _ in range(2)]
+    ends = [create_model("hps", "segnet", data.tasks, backbone_kw=dict(width=4, stages=2, convs=1)) for _ in range(2)]
     return data, ends
 
 

@@ -30,7 +30,7 @@ def test_ls_with_unit_weights_equals_uniform(tmp_out):
 
 
 def test_training_reduces_loss(tiny_scenes):
-    model = create_model("hps", "segnet", tiny_scenes.tasks, width=4, stages=2, convs=1)
+    model = create_model("hps", "segnet", tiny_scenes.tasks, backbone_kw=dict(width=4, stages=2, convs=1))
     hist = fit(model, tiny_scenes, create("ew"), TrainConfig(epochs=4, batch_size=2, lr=1e-2))
     first, last = hist.epochs[0]["train_loss"], hist.epochs[-1]["train_loss"]
     assert sum(last.values()) < sum(first.values())

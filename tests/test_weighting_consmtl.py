@@ -162,13 +162,13 @@ def test_per_task_representation_mtan(tiny_scenes):
     states = []
     for w in (W.create("consmtl", lam=0.0), W.create("ulo")):
         torch.manual_seed(0)
-        model = create_model("mtan", "segnet", data.tasks, width=4, stages=2, convs=1)
+        model = create_model("mtan", "segnet", data.tasks, backbone_kw=dict(width=4, stages=2, convs=1))
         assert model.rep_layout == "per_task"
         fit(model, data, w, cfg)
         states.append(model.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     torch.manual_seed(0)
-    model = create_model("mtan", "segnet", data.tasks, width=4, stages=2, convs=1)
+    model = create_model("mtan", "segnet", data.tasks, backbone_kw=dict(width=4, stages=2, convs=1))
     probe = RepresentationProbe(data, every=1)
     hist = fit(model, data, W.create("consmtl", lam=1.0), cfg, probes=[probe])
     C = np.asarray(hist.epochs[0]["probes"][0]["cos"])

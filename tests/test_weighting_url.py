@@ -17,7 +17,7 @@ BACKBONE = {"width": 4, "stages": 2, "convs": 1}
 
 def _model(bundle, tasks, seed):
     seed_everything(seed)
-    return create_model("hps", "segnet", bundle.select(tasks).tasks, **BACKBONE)
+    return create_model("hps", "segnet", bundle.select(tasks).tasks, backbone_kw=BACKBONE)
 
 
 def _teachers(bundle):

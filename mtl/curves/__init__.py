@@ -13,13 +13,19 @@ from ..registry import Registry
 FAMILIES = Registry("curve family")
 
 
-def register(name: str):
-    return FAMILIES.register(name)
+def register(name: str, **meta):
+    """Decorator: register a family with its :class:`~mtl.registry.Info` fields (``label``, ``paper``)."""
+    return FAMILIES.register(name, **meta)
 
 
 def names(pattern: str = "*") -> list[str]:
     """Every registered curve family (``nurbs``, ``bezier``, ``polychain``, ``simplex``)."""
     return FAMILIES.names(pattern)
+
+
+def info(name: str):
+    """Label and paper of family ``name``."""
+    return FAMILIES.info(name)
 
 
 def create(name: str, n_points: int, **kwargs):
@@ -35,7 +41,7 @@ from ._extra import alignment_loss, order_aware_loss  # noqa: E402
 from ._protocols import ExtraResult, train_endpoints, train_extra, train_ls_sweep, train_pamal  # noqa: E402
 
 __all__ = [
-    "names", "create", "register", "FAMILIES",
+    "names", "info", "create", "register", "FAMILIES",
     "CurveFamily", "NURBS", "Bezier", "PolyChain", "Simplex", "bspline_basis", "clamped_knots",
     "WeightSpaceModel", "CurveModel", "SimplexModel", "curve_model", "simplex_model", "recalibrate_bn",
     "ExtraStep", "default_control_points", "default_groups", "order_aware_loss", "alignment_loss",

@@ -92,7 +92,7 @@ def bspline_basis(t: torch.Tensor, knots: torch.Tensor, degree: int, closed: boo
     return N
 
 
-@register("nurbs")
+@register("nurbs", label="NURBS", paper="EXTRA (Zhou et al., NeurIPS 2025) Eq. 4–5")
 class NURBS(CurveFamily):
     """EXTRA's NURBS curve (Zhou et al. 2025 Eq. 4–5): c_i(t) = N_{i,p}(t) w_i / Σ_j N_{j,p}(t) w_j.
 
@@ -144,7 +144,7 @@ class NURBS(CurveFamily):
 # ----------------------------------------------------------------------------- Bézier, PolyChain
 
 
-@register("bezier")
+@register("bezier", label="Bézier", paper="EXTRA (Zhou et al., NeurIPS 2025) App. B.1")
 class Bezier(CurveFamily):
     """Bézier curve, EXTRA's ablation baseline (Zhou et al. 2025 App. B.1): c_i(t) = C(n−1, i) tᶦ (1−t)ⁿ⁻¹⁻ᶦ.
 
@@ -174,7 +174,7 @@ class Bezier(CurveFamily):
         return f"n_points={self.n_points}, jitter={self.jitter}"
 
 
-@register("polychain")
+@register("polychain", label="Polygonal chain", paper="Garipov et al. 2018 (as in EXTRA's code)")
 class PolyChain(CurveFamily):
     """Piecewise-linear chain through the n points placed at t_i = i/(n−1) (EXTRA's code; Garipov et al. 2018)."""
 
@@ -186,7 +186,7 @@ class PolyChain(CurveFamily):
 # ----------------------------------------------------------------------------- simplex (PaMaL)
 
 
-@register("simplex")
+@register("simplex", label="Simplex", paper="Dimitriadis et al. 2023 (PaMaL) §3")
 class Simplex(CurveFamily):
     """PaMaL's simplex of T members (Dimitriadis et al. 2023 §3): c(α) = α for α in Δ^{T−1}."""
 

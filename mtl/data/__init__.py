@@ -50,9 +50,14 @@ class DataBundle:
                           drop_last=drop_last, collate_fn=self.collate, num_workers=0)
 
 
-def names() -> list[str]:
-    """Every registered dataset name."""
-    return DATASETS.names()
+def names(pattern: str = "*") -> list[str]:
+    """Every registered dataset name (matching the glob ``pattern``)."""
+    return DATASETS.names(pattern)
+
+
+def info(name: str):
+    """Label and paper of dataset ``name`` (:class:`~mtl.registry.Info`)."""
+    return DATASETS.info(name)
 
 
 def load(name: str, **kwargs) -> DataBundle:
@@ -60,10 +65,25 @@ def load(name: str, **kwargs) -> DataBundle:
     return DATASETS.create(name, **kwargs)
 
 
-def register(name: str):
-    return DATASETS.register(name)
+# Label and source of each dataset, attached when its loader module registers it.
+INFO = {
+    "multimnist": dict(label="MultiMNIST", paper="PaMaL / EXTRA protocol (Zhou et al. 2025, App. A.2)"),
+    "scenes": dict(label="Scenes (procedural)"),
+    "attributes40": dict(label="Attributes-40 (generated)"),
+    "celeba": dict(label="CelebA", paper="Liu et al., ICCV 2015"),
+    "cityscapes": dict(label="CityScapes", paper="MTAN's preprocessing, Liu et al., CVPR 2019"),
+    "nyuv2": dict(label="NYUv2", paper="MTAN's preprocessing, Liu et al., CVPR 2019"),
+    "qm9": dict(label="QM9", paper="Ramakrishnan et al., Sci. Data 2014"),
+}
+
+
+def register(name: str, **meta):
+    """Decorator: register a loader; its label and paper come from :data:`INFO` unless given."""
+    return DATASETS.register(name, **{**INFO.get(name.lower(), {}), **meta})
 
 
 # importing the modules registers them
 from . import multimnist, scenes  # noqa: E402,F401
 from . import attributes, celeba, cityscapes, nyuv2, qm9  # noqa: E402,F401  (issue 3 datasets)
+
+__all__ = ["DataBundle", "DATASETS", "SPLITS", "INFO", "names", "info", "load", "register"]

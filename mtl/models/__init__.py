@@ -1,7 +1,13 @@
 """Backbones and multi-task architectures, registered by name.
 
-``create_model(architecture, backbone, tasks, **backbone_kw)`` builds a :class:`MultiTaskModel`;
-``backbones.names()`` / ``architectures.names()`` list what exists.
+``create_model(architecture, backbone, tasks, architecture_kw=..., backbone_kw=...)`` builds a
+:class:`MultiTaskModel`; ``architecture_names()`` / ``backbone_names()`` list what exists and
+``ARCHITECTURES.info(name)`` / ``BACKBONES.info(name)`` give an entry's label and paper.
+
+>>> from mtl import tasks
+>>> m = create_model("hps", "lenet", [tasks.classification("left", 10)], backbone_kw={"features": 20})
+>>> type(m).__name__, ARCHITECTURES.label("hps"), BACKBONES.label("lenet")
+('MultiTaskModel', 'HPS', 'LeNet')
 """
 from __future__ import annotations
 
@@ -12,23 +18,25 @@ BACKBONES = Registry("backbone")
 ARCHITECTURES = Registry("architecture")
 
 
-def backbone_names() -> list[str]:
-    return BACKBONES.names()
+def backbone_names(pattern: str = "*") -> list[str]:
+    return BACKBONES.names(pattern)
 
 
-def architecture_names() -> list[str]:
-    return ARCHITECTURES.names()
+def architecture_names(pattern: str = "*") -> list[str]:
+    return ARCHITECTURES.names(pattern)
 
 
-def create_model(architecture: str, backbone: str, tasks, architecture_kw: dict | None = None,
-                 **backbone_kw) -> MultiTaskModel:
+def create_model(architecture: str, backbone: str, tasks, *, architecture_kw: dict | None = None,
+                 backbone_kw: dict | None = None) -> MultiTaskModel:
     """An architecture (e.g. ``"hps"``) over a backbone (e.g. ``"segnet"``) with one head per task.
 
-    ``architecture_kw`` goes to the architecture (e.g. ``{"num_experts": 2}``), the rest to the backbone.
-    One task gives the architecture's own single-task variant."""
-    backbone_fn = BACKBONES.get(backbone)
-    return ARCHITECTURES.get(architecture)(backbone_fn=lambda: backbone_fn(**backbone_kw), tasks=list(tasks),
-                                           **(architecture_kw or {}))
+    ``architecture_kw`` goes to the architecture (e.g. ``{"num_experts": 2}``), ``backbone_kw`` to
+    the backbone (e.g. ``{"width": 16}``); unknown keywords raise a TypeError listing the valid ones
+    before anything is built. One task gives the architecture's own single-task variant."""
+    backbone_kw, architecture_kw = dict(backbone_kw or {}), dict(architecture_kw or {})
+    BACKBONES.check(backbone, backbone_kw)
+    return ARCHITECTURES.create(architecture, backbone_fn=lambda: BACKBONES.create(backbone, **backbone_kw),
+                                tasks=list(tasks), **architecture_kw)
 
 
 from . import backbones, hps  # noqa: E402,F401  (registration)

@@ -143,7 +143,7 @@ def upsample_head(cin: int, scale: int, width: int | None = None) -> Callable[[T
     return make
 
 
-@BACKBONES.register("segnet")
+@BACKBONES.register("segnet", label="SegNet", paper="Badrinarayanan et al. 2017")
 def segnet(in_channels: int = 3, width: int = 16, stages: int = 3, convs: int = 2) -> Backbone:
     net = SegNet(in_channels, width, stages, convs)
     return Backbone(net, dense_head(width), width, net.stages())
@@ -174,7 +174,7 @@ def mlp_head(cin: int, hidden: int = 50) -> Callable[[Task], nn.Module]:
     return make
 
 
-@BACKBONES.register("lenet")
+@BACKBONES.register("lenet", label="LeNet", paper="PaMaL / EXTRA MultiMNIST (Zhou et al. 2025, App. A.2)")
 def lenet(in_channels: int = 1, features: int = 50) -> Backbone:
     net = LeNet(in_channels, features)
     return Backbone(net, mlp_head(features), features, net.stages())

@@ -22,7 +22,7 @@ def expert_layout(tasks, num_shared: int, num_task: int) -> tuple[dict, dict]:
     return routes, owned
 
 
-@ARCHITECTURES.register("cgc")
+@ARCHITECTURES.register("cgc", label="CGC", paper="Tang et al., RecSys 2020")
 def cgc(backbone_fn, tasks, num_shared: int = 1, num_task: int = 1) -> MixtureOfExperts:
     """CGC with ``num_shared`` shared and ``num_task`` experts per task (LibMTL's NYUv2 benchmark: [1, 1, 1, 1]).
     One task gives its single-task variant (shared + own experts, one gate)."""

@@ -48,7 +48,7 @@ class CrossStitch(PartitionedModel):
         return [col[-1] for col in self.encoder]
 
 
-@ARCHITECTURES.register("cross_stitch")
+@ARCHITECTURES.register("cross_stitch", label="Cross-stitch", paper="Misra et al., CVPR 2016")
 def cross_stitch(backbone_fn, tasks, alpha_same: float = 0.9) -> CrossStitch:
     """One column per task. One task gives the single-task variant: one column with its (1×1) units."""
     if not 0 <= alpha_same <= 1:

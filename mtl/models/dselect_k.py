@@ -87,7 +87,7 @@ class DSelectK(MixtureOfExperts):
         return self.entropy_reg * sum(g.penalty() for g in self.gates.values())
 
 
-@ARCHITECTURES.register("dselect_k")
+@ARCHITECTURES.register("dselect_k", label="DSelect-k", paper="Hazimeh et al., NeurIPS 2021")
 def dselect_k(backbone_fn, tasks, num_experts: int = 2, num_nonzeros: int = 2, gamma: float = 1.0,
               entropy_reg: float = 1e-6) -> DSelectK:
     """DSelect-k with LibMTL's settings (2 experts, k = 2, γ = 1) and the official λ = 1e-6.

@@ -5,7 +5,7 @@ from . import ARCHITECTURES
 from .base import MultiTaskModel
 
 
-@ARCHITECTURES.register("hps")
+@ARCHITECTURES.register("hps", label="HPS", paper="Caruana 1997, Multitask Learning")
 def hps(backbone_fn, tasks) -> MultiTaskModel:
     """With a single task this is the single-task baseline (STL) built from the same modules."""
     bb = backbone_fn()

@@ -78,7 +78,7 @@ class LTB(PartitionedModel):
         return [col[-2] for col in self.encoder] if len(self.encoder[0]) > 1 else []
 
 
-@ARCHITECTURES.register("ltb")
+@ARCHITECTURES.register("ltb", label="LTB", paper="Guo, Lee & Ulbricht, ICML 2020")
 def ltb(backbone_fn, tasks, tau0: float | None = None, tau_min: float = 0.1, warmup: float = 0.01) -> LTB:
     """T nodes per stage. One task gives the single-task variant (a single chain of the same stages)."""
     if tau0 is not None and not tau0 > 0:

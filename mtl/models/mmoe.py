@@ -74,7 +74,7 @@ class MixtureOfExperts(PartitionedModel):
         return [e for i, e in enumerate(self.encoder) if i not in mine]
 
 
-@ARCHITECTURES.register("mmoe")
+@ARCHITECTURES.register("mmoe", label="MMoE", paper="Ma et al., KDD 2018")
 def mmoe(backbone_fn, tasks, num_experts: int = 2) -> MixtureOfExperts:
     """MMoE with ``num_experts`` backbone copies (LibMTL's NYUv2 benchmark: 2). One task gives its single-task
     variant: the same experts and a single gate."""

@@ -58,7 +58,7 @@ class MPNN(nn.Module):
         return F.relu(self.lin1(g))                           # [B, dim]
 
 
-@BACKBONES.register("mpnn")
+@BACKBONES.register("mpnn", label="MPNN", paper="Gilmer et al., ICML 2017")
 def mpnn(node_features: int = 8, edge_features: int = 2, dim: int = 64, steps: int = 3,
          set2set_steps: int = 3) -> Backbone:
     """Defaults match :mod:`mtl.data.qm9`'s features and Nash-MTL's ``dim=64``."""

@@ -92,7 +92,7 @@ class MTAN(PartitionedModel):
         return [self.encoder[-1]]
 
 
-@ARCHITECTURES.register("mtan")
+@ARCHITECTURES.register("mtan", label="MTAN", paper="Liu, Johns & Davison, CVPR 2019")
 def mtan(backbone_fn, tasks) -> MTAN:
     bb = backbone_fn()
     return MTAN(bb.staged("mtan"), {t.name: bb.make_head(t) for t in tasks})

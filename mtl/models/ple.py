@@ -76,7 +76,7 @@ class PLE(MixtureOfExperts):
         return [self.encoder[i][-1] for i in self.shared_ids]
 
 
-@ARCHITECTURES.register("ple")
+@ARCHITECTURES.register("ple", label="PLE", paper="Tang et al., RecSys 2020")
 def ple(backbone_fn, tasks, num_shared: int = 1, num_task: int = 1, levels: int | None = None) -> PLE:
     """PLE with ``num_shared`` shared and ``num_task`` per-task experts per level (LibMTL's NYUv2 benchmark: [1, 1, 1, 1]).
     One task gives the single-task variant (same experts and gates, one task path)."""

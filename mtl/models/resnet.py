@@ -95,7 +95,7 @@ def _resnet(name: str, in_channels: int, width: int, weights: str | None, head_w
     return Backbone(enc, upsample_head(enc.out_channels, OUTPUT_STRIDE, head_width), enc.out_channels, enc.stages())
 
 
-@BACKBONES.register("resnet18")
+@BACKBONES.register("resnet18", label="ResNet-18 (dilated)", paper="He et al. 2016; Yu & Koltun 2016")
 def resnet18(in_channels: int = 3, width: int = 64, weights: str | None = None,
              head_width: int | None = None) -> Backbone:
     """Dilated ResNet-18 (He et al. 2016; torchvision), 512·width/64 channels at stride 8.
@@ -107,7 +107,7 @@ def resnet18(in_channels: int = 3, width: int = 64, weights: str | None = None,
     return _resnet("resnet18", in_channels, width, weights, head_width)
 
 
-@BACKBONES.register("resnet50")
+@BACKBONES.register("resnet50", label="ResNet-50 (dilated)", paper="He et al. 2016; Yu & Koltun 2016")
 def resnet50(in_channels: int = 3, width: int = 64, weights: str | None = None,
              head_width: int | None = None) -> Backbone:
     """Dilated ResNet-50 (He et al. 2016; torchvision), 2048·width/64 channels at stride 8 (Guo et al. Table III)."""

@@ -97,7 +97,7 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, (int, float)) else tuple(int(a) for a in v)
 
 
-@BACKBONES.register("vit")
+@BACKBONES.register("vit", label="ViT", paper="Dosovitskiy et al., ICLR 2021 (timm)")
 def vit(model_name: str = "vit_tiny_patch16_224", img_size=(48, 64), patch_size: int | None = None,
         in_channels: int = 3, stages: int = 4, pretrained: bool = False, checkpoint: str | None = None,
         head_width: int | None = None, **timm_kw) -> Backbone:

@@ -1,8 +1,25 @@
 """Numbers the papers report, transcribed from the seeds (``../shared/seeds``), to show beside ours.
 
-Each table names its source (seed file, table, row) so a reader can check it.
+Each table names its source (seed file, table, row) so a reader can check it. Rows keep the
+papers' own labels (seed 004 writes "Nash-MTL" in its per-metric rows and "NashMTL" in its Δm
+rows); :func:`method_of` resolves either spelling to the registry entry through its aliases.
 """
 from __future__ import annotations
+
+NOT_METHODS = ("Single-task", "Grid Search")   # reference rows that are protocols, not weightings
+
+
+def method_of(row: str) -> str | None:
+    """The weighting registry name of a reference row (None for :data:`NOT_METHODS`).
+
+    >>> method_of("Nash-MTL"), method_of("NashMTL"), method_of("Uniform"), method_of("Grid Search")
+    ('nashmtl', 'nashmtl', 'ew', None)
+    """
+    if row in NOT_METHODS:
+        return None
+    from .weighting import WEIGHTINGS
+
+    return WEIGHTINGS.resolve(row)
 
 # seed 004 (Guo et al., "Revisit the Imbalance Optimization in MTL"), Tables II and III, NYUD-v2, per metric.
 # Columns: Seg. mIoU ↑, Dep. RMSE ↓, Norm. mErr ↓, Edge odsF ↑, Δm% ↑ (improvement convention).

@@ -287,7 +287,7 @@ def cell_costs(out_dir, cfg: dict) -> pd.DataFrame:
         try:
             c = step_cost(lambda: create_model(a, spec["backbone"], bundle.tasks,
                                                architecture_kw=cfg.get("architecture_kw", {}).get(a, {}),
-                                               **spec.get("backbone_kw", {})),
+                                               backbone_kw=spec.get("backbone_kw")),
                           bundle, W.create(ms["weighting"], **ms.get("weighting_kw", {})),
                           batch_size=spec.get("train", {}).get("batch_size", 8), steps=cost.get("steps", 3),
                           memory_limit_bytes=None if limit is None else int(limit * 2**20))

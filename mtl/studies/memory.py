@@ -68,7 +68,7 @@ def groups_for(tasks: list[str]) -> list[list[str]] | None:
 
 def builders(setting: dict, data, tasks: list[str], window: int) -> dict:
     """``{method: (build, step rule)}`` for one setting (dataset, backbone) and task list."""
-    make = lambda: create_model("hps", setting["backbone"], data.tasks, **setting.get("backbone_kw", {}))  # noqa: E731
+    make = lambda: create_model("hps", setting["backbone"], data.tasks, backbone_kw=setting.get("backbone_kw"))  # noqa: E731
     n = setting.get("points") or C.default_control_points(data.name, len(tasks))
     return {
         "PaMaL": (lambda: C.simplex_model([make() for _ in tasks]), C.PamalStep(window=window)),

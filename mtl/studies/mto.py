@@ -36,16 +36,12 @@ def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
     return profiles.setup("mto", Params, profile, out_dir)
 
 
-# Registry name -> the label the papers use (others keep their registry name).
-LABELS = {"ew": "Uniform", "uw": "UW", "dwa": "DWA", "gls": "GLS", "rlw": "RLW", "stch": "STCH", "famo": "FAMO",
-          "gradnorm": "GradNorm", "mgda": "MGDA", "imtl": "IMTL", "alignedmtl": "Aligned-MTL", "graddrop": "GradDrop",
-          "pcgrad": "PCGrad", "gradvac": "GradVac", "cagrad": "CAGrad", "nashmtl": "NashMTL", "moco": "MoCo",
-          "dbmtl": "DB-MTL", "excessmtl": "ExcessMTL", "fairgrad": "FairGrad", "modo": "MoDo", "sdmgrad": "SDMGrad",
-          "upgrad": "UPGrad", "avgnorm": "AvgNorm", "moml": "MOML", "forum": "FORUM", "autolambda": "Auto-Lambda"}
-
 
 def label(name: str) -> str:
-    return LABELS.get(name, name)
+    """The label tables and figures print for method ``name`` (the registry's, as the papers spell it)."""
+    from ..weighting import label as registry_label
+
+    return registry_label(name)
 
 
 def run_dataset(out_dir, cfg: dict) -> dict:

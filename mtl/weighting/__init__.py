@@ -1,43 +1,77 @@
 """Loss and gradient weightings, one small class per file, registered by lowercase name.
 
-``names()`` lists them, ``create(name, **hparams)`` builds one, ``aggregate(name, J, losses)`` gives
-the direction a method takes for a Jacobian J [T, d] from a fresh state. The training loop only
-calls the :class:`~mtl.weighting.base.Weighting` contract (``backward``, ``after_step``,
-``end_epoch``, ``reset``, ``parameters``); it never looks at a method's name.
+``names()`` lists them, ``info(name)`` gives a method's declaration (:class:`~mtl.registry.MethodInfo`:
+label, paper, what it ``needs``, modes, batches per step, state; found by name, label or alias in
+any case; the book's "Methods" page is generated from it), ``create(name, **hparams)`` builds one,
+``aggregate(name, J, losses)`` gives the direction a method takes for a Jacobian J [T, d] from a
+fresh state. The training loop only calls the :class:`~mtl.weighting.base.Weighting` contract
+(``backward``, ``after_step``, ``end_epoch``, ``reset``, ``parameters``); it never looks at a
+method's name.
 
-Kinds: loss weightings (:class:`LossWeighting`: ew, ls, uw, dwa, gls, rlw, stch, famo), gradient
-weightings (:class:`GradientWeighting`, "param" or "rep" mode: gradnorm, mgda, imtl, alignedmtl,
-graddrop, pcgrad, gradvac, cagrad, nashmtl, moco, dbmtl, excessmtl, fairgrad, modo, sdmgrad,
-upgrad, avgnorm) and bilevel ones that draw a validation batch (moml, forum, autolambda).
+Kinds, by ``info(name).needs``: loss weightings (:class:`LossWeighting`), gradient weightings
+(:class:`GradientWeighting`, "param" or "rep" mode, from the Gramian, a factored Jacobian or J
+itself) and custom ones (bilevel methods that draw a validation batch, three-batch methods, wrappers).
 Solvers: MGDA and UPGrad use scipy's NNLS (exact active-set), CAGrad scipy SLSQP, FairGrad scipy
 ``least_squares`` (as the official code), Nash-MTL and FORUM cvxpy with Clarabel (optional
 dependency ``mtl-imbalance[solvers]``; missing → ImportError at construction).
 """
 from __future__ import annotations
 
-import inspect
+from ..registry import MethodInfo, Registry
 
-from ..registry import Registry
-
-WEIGHTINGS = Registry("weighting method")
+WEIGHTINGS = Registry("weighting method", info=MethodInfo)
 
 
-def register(name: str):
-    return WEIGHTINGS.register(name)
+def register(name: str, **meta):
+    """Class decorator: register a weighting with its :class:`~mtl.registry.MethodInfo` fields
+    (``label``, ``paper``, ``needs``, ``modes``, ``batches``, ``stateful``, ``aliases``); the class
+    gets the declaration as ``info``, which :class:`GradientWeighting` dispatches on. ``label`` and
+    ``needs`` are required: the engine's computation follows ``needs``, so it is never implied."""
+    missing = [k for k in ("label", "needs") if k not in meta]
+    if missing:
+        raise TypeError(f"weighting {name!r} must declare {missing} at registration")
+
+    def deco(cls):
+        WEIGHTINGS.register(name, **meta)(cls)
+        cls.info = WEIGHTINGS.info(name)
+        return cls
+    return deco
 
 
 def names(pattern: str = "*") -> list[str]:
+    """Registered method names matching the glob ``pattern``.
+
+    >>> names("*grad")
+    ['cagrad', 'fairgrad', 'pcgrad', 'sdmgrad', 'upgrad']
+    """
     return WEIGHTINGS.names(pattern)
 
 
+def info(name: str) -> MethodInfo:
+    """The declaration of method ``name`` (or an alias, any case).
+
+    >>> info("Nash-MTL").name, info("NashMTL").label, info("mgda").needs
+    ('nashmtl', 'NashMTL', 'gramian')
+    """
+    return WEIGHTINGS.info(name)
+
+
+def label(name: str) -> str:
+    """How tables and figures print method ``name``.
+
+    >>> label("ew"), label("dbmtl")
+    ('Uniform', 'DB-MTL')
+    """
+    return WEIGHTINGS.label(name)
+
+
 def create(name: str, **hparams):
-    """Build method ``name`` (see ``names()``); an unknown hyper-parameter raises a TypeError listing the valid ones."""
-    factory = WEIGHTINGS.get(name)
-    valid = [p for p in inspect.signature(factory).parameters if p not in ("self", "args", "kwargs")]
-    unknown = sorted(set(hparams) - set(valid))
-    if unknown:
-        raise TypeError(f"weighting {name!r} has no hyper-parameter(s) {unknown}; valid: {valid or 'none'}")
-    return factory(**hparams)
+    """Build method ``name`` (see ``names()``); an unknown hyper-parameter raises a TypeError listing the valid ones.
+
+    >>> create("mgda", normalize="l2")
+    MGDA(mode='rep', chunk_size=None, normalize='l2')
+    """
+    return WEIGHTINGS.create(name, **hparams)
 
 
 def aggregate(name: str, jacobian, losses=None, **hparams):
@@ -74,5 +108,5 @@ from . import (gradnorm, mgda, imtl, alignedmtl, graddrop, pcgrad, gradvac, cagr
                moco, dbmtl, excessmtl, fairgrad, modo, sdmgrad, upgrad, avgnorm)
 from . import consmtl, url  # noqa: E402,F401  (ConsMTL/ULO bilevel heads; URL wraps a base weighting)
 
-__all__ = ["names", "create", "aggregate", "register", "Weighting", "LossWeighting", "GradientWeighting",
-           "StepContext"]
+__all__ = ["names", "info", "label", "create", "aggregate", "register", "WEIGHTINGS", "MethodInfo", "Weighting",
+           "LossWeighting", "GradientWeighting", "StepContext"]

@@ -93,7 +93,7 @@ class BilevelWeighting(Weighting):
         (lam * losses).sum().backward()
         return {"weights": lam}
 
-    def aggregate(self, J: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
+    def _aggregate(self, J: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         """Σ_t λ_t g_t with the initial λ (updating λ needs a model and a validation batch)."""
         self.reset()
         lam = self.task_weights(self._ensure(J[:, 0])).detach()

@@ -8,7 +8,8 @@ from . import register
 from .gradient import GradientWeighting
 
 
-@register("alignedmtl")
+@register("alignedmtl", label="Aligned-MTL", paper="Senushkin et al. 2023, https://arxiv.org/abs/2305.19000",
+          needs="gramian", modes=("param", "rep"))
 class AlignedMTL(GradientWeighting):
     """Aligned-MTL, Senushkin et al. 2023 Alg. 1 / Eq. 10 (https://arxiv.org/abs/2305.19000).
 

@@ -9,7 +9,8 @@ from ._bilevel import BilevelWeighting, losses_at, trainable, virtual_steps
 from .base import StepContext
 
 
-@register("autolambda")
+@register("autolambda", label="Auto-Lambda", aliases=("Auto-λ",), paper="Liu et al. 2022, https://arxiv.org/abs/2202.03091",
+          needs="custom", batches=2, stateful=True)
 class AutoLambda(BilevelWeighting):
     """Auto-λ, Liu et al. 2022 Eq. 3–4 (https://arxiv.org/abs/2202.03091), all tasks primary.
 

@@ -11,7 +11,8 @@ from .gradient import GradientWeighting
 LAYERS = ("last", "all")
 
 
-@register("avgnorm")
+@register("avgnorm", label="AvgNorm", paper="Guo, Yu et al., Revisit the Imbalance Optimization in MTL, Eq. 6",
+          needs="gramian", modes=("param",), stateful=True)
 class AvgNorm(GradientWeighting):
     """AvgNorm, Guo et al. ("Revisit the Imbalance Optimization in MTL") Eq. 6: w_i = ‖Σ_j g_j‖ / ‖g_i‖.
 
@@ -24,7 +25,6 @@ class AvgNorm(GradientWeighting):
     """
 
     loss_weights = True
-    modes = ("param",)
 
     def __init__(self, layer: str = "last", eps: float = 1e-8, chunk_size: int | None = None):
         super().__init__("param", chunk_size)

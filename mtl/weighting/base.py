@@ -1,10 +1,13 @@
 """The contract between the training loop and every weighting method."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+
+from ..registry import MethodInfo
 
 
 @dataclass
@@ -35,10 +38,12 @@ class Weighting:
     """Turns per-task losses into gradients on every trainable parameter of the model.
 
     ``needs`` tells the loop whether it must keep the shared representation ("rep") for this
-    method; nothing else about a method is visible to the loop.
+    method; nothing else about a method is visible to the loop. (What a method computes its step
+    from is its registry declaration ``info.needs``, set by :func:`mtl.weighting.register`.)
     """
 
     needs: str = "losses"
+    info: MethodInfo = MethodInfo(name="weighting", label="Weighting", needs="custom")
 
     def parameters(self) -> list[torch.Tensor]:
         """Learnable parameters of the method itself (e.g. UW's log-variances), optimised with the model."""
@@ -58,7 +63,16 @@ class Weighting:
         """Called once per epoch with the epoch's mean training losses [T] (DWA, GradNorm...)."""
 
     def aggregate(self, J: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
-        """The update direction [d] for a given Jacobian J [T, d] (see :func:`mtl.weighting.aggregate`)."""
+        """The update direction [d] for a given Jacobian J [T, d] (see :func:`mtl.weighting.aggregate`)
+        from the method's current state, computed on a deep copy: ``self`` is left unchanged."""
+        if J.dim() != 2:
+            raise ValueError(f"J must be a matrix [T, d], got shape {tuple(J.shape)}")
+        if losses is None:
+            losses = torch.ones(J.shape[0], dtype=J.dtype, device=J.device)
+        return copy.deepcopy(self)._aggregate(J, losses)
+
+    def _aggregate(self, J: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        """``aggregate``'s direction; runs on a copy, so it may step or reset the state."""
         raise NotImplementedError(f"{type(self).__name__} does not define a direction from a Jacobian alone")
 
     def __repr__(self) -> str:
@@ -77,8 +91,6 @@ class LossWeighting(Weighting):
         (w * losses).sum().backward()
         return {"weights": w.detach()}
 
-    def aggregate(self, J: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
+    def _aggregate(self, J: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         """Σ_t w_t g_t: the shared-parameter gradient that ``backward`` of Σ_t w_t L_t produces."""
-        if losses is None:
-            losses = torch.ones(J.shape[0], dtype=J.dtype, device=J.device)
         return self.weights(losses.detach()).detach().to(J.dtype) @ J    # [d]

@@ -34,7 +34,8 @@ def cagrad_dual(G: np.ndarray, c: float) -> np.ndarray:
     return w / w.sum() if w.sum() > 0 else np.full(T, 1.0 / T)
 
 
-@register("cagrad")
+@register("cagrad", label="CAGrad", paper="Liu et al. 2021, https://arxiv.org/abs/2110.14048", needs="gramian",
+          modes=("param", "rep"))
 class CAGrad(GradientWeighting):
     """CAGrad, Liu et al. 2021 Alg. 1 (https://arxiv.org/abs/2110.14048), as LibMTL/official code.
 
@@ -42,8 +43,6 @@ class CAGrad(GradientWeighting):
     divided by 1+c² (``rescale=1``), 1+c (2) or not (0). All in the row space of J, so it is a
     weighting: (1/T + λ w)/(1+c²). ``c`` = 0.5 (LibMTL's NYUv2 benchmark Table 1 "calpha").
     """
-
-    modes = ("param", "rep")
 
     def __init__(self, c: float = 0.5, rescale: int = 1, mode: str | None = None, chunk_size: int | None = None):
         super().__init__(mode, chunk_size)

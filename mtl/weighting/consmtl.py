@@ -116,9 +116,7 @@ class _BiLevel(Weighting):
         w = self._solver.gram_weights(gram(J), losses.detach())
         return torch.as_tensor(w, dtype=J.dtype, device=J.device)
 
-    def aggregate(self, J: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
-        if losses is None:
-            losses = torch.ones(J.shape[0], dtype=J.dtype, device=J.device)
+    def _aggregate(self, J: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         return upper_direction(J, self.task_weights(J, losses), self.max_norm)
 
     def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
@@ -142,7 +140,8 @@ class _BiLevel(Weighting):
         return {"weights": w.detach(), "clip_scale": torch.tensor(scales)}
 
 
-@register("consmtl")
+@register("consmtl", label="ConsMTL", needs="custom",
+          paper="Qin et al., Towards Consistent Multi-Task Learning, CVPR 2025")
 class ConsMTL(_BiLevel):
     """ConsMTL (Qin et al., CVPR 2025; code ``MTLlib`` class ConsMTL): FairGrad(α) upper level on the
     shared parameters plus the lower-level consensus loss −λ⟨δ_k, stopgrad(Σ_j w_j δ_j)⟩ on each head.
@@ -154,7 +153,7 @@ class ConsMTL(_BiLevel):
     """
 
 
-@register("ulo")
+@register("ulo", label="ULO", needs="custom", paper="Qin et al., CVPR 2025, Table 6: ConsMTL's upper level only")
 class ULO(_BiLevel):
     """ConsMTL's upper level only (Qin et al. 2025 Table 6, "ULO only"): FairGrad(α) with K·wᵀJ clipped to
     ``max_norm``; heads get their plain gradients. Hyper-parameters as :class:`ConsMTL` (λ unused)."""

@@ -9,7 +9,8 @@ from .base import StepContext
 from .gradient import GradientWeighting
 
 
-@register("dbmtl")
+@register("dbmtl", label="DB-MTL", paper="Lin et al. 2023, https://arxiv.org/abs/2308.12029", needs="factored",
+          modes=("param",), stateful=True)
 class DBMTL(GradientWeighting):
     """DB-MTL, Lin et al. 2023 Alg. 1 (https://arxiv.org/abs/2308.12029), LibMTL defaults.
 
@@ -18,8 +19,6 @@ class DBMTL(GradientWeighting):
     every task's tracked gradient rescaled to the largest norm. Parameter mode only. The EMA is
     updated in place from the layer factors of J (``FactoredJacobian.accumulate_into``), never from a formed J.
     """
-
-    modes = ("param",)
 
     def __init__(self, beta: float = 0.9, beta_sigma: float = 0.0, mode: str | None = None, chunk_size: int | None = None):
         super().__init__(mode, chunk_size)
@@ -43,7 +42,7 @@ class DBMTL(GradientWeighting):
         a = n.max() / n.clamp_min(1e-8 * n.max()) if n.max() > 0 else torch.ones_like(n)
         return a @ self._buf, a
 
-    def aggregate(self, J, losses=None):
+    def _aggregate(self, J, losses):
         """From a fresh state J is taken as the gradients of log L (LibMTL's first step: ĝ = (1−β) J)."""
         self.reset()
-        return super().aggregate(J, losses)
+        return super()._aggregate(J, losses)

@@ -8,7 +8,7 @@ from . import register
 from .base import LossWeighting
 
 
-@register("dwa")
+@register("dwa", label="DWA", paper="Liu et al. 2019, https://arxiv.org/abs/1803.10704", needs="losses", stateful=True)
 class DWA(LossWeighting):
     """DWA, Liu et al. 2019 Eq. 1 (https://arxiv.org/abs/1803.10704).
 

@@ -7,7 +7,7 @@ from . import register
 from .base import LossWeighting
 
 
-@register("ew")
+@register("ew", label="Uniform", paper="", needs="losses")
 class EW(LossWeighting):
     """Equal weights w_t = 1 — the vanilla MTL baseline of every paper (Guo et al. Table II "Uniform")."""
 

@@ -8,7 +8,8 @@ from . import register
 from .gradient import GradientWeighting
 
 
-@register("excessmtl")
+@register("excessmtl", label="ExcessMTL", paper="He et al. 2024, https://arxiv.org/abs/2402.02009", needs="factored",
+          modes=("param", "rep"), stateful=True)
 class ExcessMTL(GradientWeighting):
     """ExcessMTL, He et al. 2024 Alg. 1 (https://arxiv.org/abs/2402.02009), as LibMTL's ExcessMTL.
 

@@ -39,7 +39,8 @@ def fairgrad_weights(G: np.ndarray, alpha: float) -> np.ndarray:
     return w
 
 
-@register("fairgrad")
+@register("fairgrad", label="FairGrad", paper="Ban & Ji 2024, https://arxiv.org/abs/2402.15638", needs="gramian",
+          modes=("param", "rep"))
 class FairGrad(GradientWeighting):
     """FairGrad, Ban & Ji 2024 Alg. 1 (https://arxiv.org/abs/2402.15638).
 

@@ -8,7 +8,7 @@ from . import register
 from .base import LossWeighting, StepContext
 
 
-@register("famo")
+@register("famo", label="FAMO", paper="Liu et al. 2023, https://arxiv.org/abs/2306.03792", needs="losses", stateful=True)
 class FAMO(LossWeighting):
     """FAMO, Liu et al. 2023 Alg. 1 / Eq. 10 (https://arxiv.org/abs/2306.03792), as the official code.
 

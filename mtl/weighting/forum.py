@@ -18,6 +18,10 @@ class _ForumQP:
     def __init__(self):
         self.cp, self._cache = require("cvxpy", "forum"), {}
 
+    def __deepcopy__(self, memo) -> "_ForumQP":
+        """The compiled problems are a cache, not state (no warm start): copies share them."""
+        return self
+
     def __call__(self, G: np.ndarray, phi: float) -> np.ndarray:
         cp, n = self.cp, len(G)
         if n not in self._cache:
@@ -36,7 +40,8 @@ class _ForumQP:
         return out
 
 
-@register("forum")
+@register("forum", label="FORUM", paper="Ye et al. 2024, https://arxiv.org/abs/2307.05958", needs="custom", batches=2,
+          stateful=True)
 class FORUM(BilevelWeighting):
     """FORUM, Ye et al. 2024 Alg. 1 (https://arxiv.org/abs/2307.05958), LibMTL's bilevel defaults.
 

@@ -7,7 +7,7 @@ from . import register
 from .base import LossWeighting
 
 
-@register("gls")
+@register("gls", label="GLS", paper="Chennupati et al. 2019, https://arxiv.org/abs/1904.08492", needs="losses")
 class GLS(LossWeighting):
     """GLS, Chennupati et al. 2019 Eq. 3 (https://arxiv.org/abs/1904.08492): L = (Π_t L_t)^{1/T}.
 

@@ -9,7 +9,8 @@ from .base import StepContext
 from .gradient import GradientWeighting
 
 
-@register("graddrop")
+@register("graddrop", label="GradDrop", paper="Chen et al. 2020, https://arxiv.org/abs/2010.06808", needs="jacobian",
+          modes=("rep",))
 class GradDrop(GradientWeighting):
     """GradDrop, Chen et al. 2020 Alg. 1 (https://arxiv.org/abs/2010.06808), on the shared representation.
 
@@ -20,7 +21,6 @@ class GradDrop(GradientWeighting):
     only (LibMTL's NYUv2 benchmark); ``aggregate`` treats each row of J as one sample with z > 0.
     """
 
-    modes = ("rep",)
     default_mode = "rep"
 
     def __init__(self, leak: float = 0.0, mode: str | None = None, chunk_size: int | None = None):

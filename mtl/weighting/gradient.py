@@ -1,13 +1,14 @@
 """The shared base of gradient weightings: Jacobian in, one direction out, ``.grad`` written once.
 
-A subclass implements one small method: ``gram_weights(G, losses) -> w [T]`` when its weights
-depend on the Gram matrix G = JJᵀ only (most methods; the direction is then wᵀJ),
-``track(jac, losses, ctx) -> (d [d] | None, w [T])`` when it keeps per-task gradient vectors as
-state (DB-MTL, MoCo, ExcessMTL: ``jac`` updates that state in place without forming J), else
-``weights(J, losses) -> w [T]`` or ``direction(J, losses, ctx) -> (d [d], w [T] | None)``.
-The base builds J with :func:`mtl.jacobian.jacobian` (or, in "param" mode, G with
-:func:`mtl.jacobian.gramian` for Gram-only methods, a :class:`~mtl.jacobian.FactoredJacobian` for
-tracking ones — neither forms J — then one backward of Σ_t w_t L_t) and applies the result:
+A subclass implements one small method and declares which at registration (``needs``, see
+:class:`~mtl.registry.MethodInfo`): ``gram_weights(G, losses) -> w [T]`` ("gramian": the weights
+depend on the Gram matrix G = JJᵀ only; the direction is wᵀJ), ``track(jac, losses, ctx) -> (d [d] |
+None, w [T])`` ("factored": per-task gradient vectors kept as state — DB-MTL, MoCo, ExcessMTL —
+updated in place from ``jac`` without forming J), else ``weights(J, losses) -> w [T]`` or
+``direction(J, losses, ctx) -> (d [d], w [T] | None)`` ("jacobian"). ``backward`` picks the
+computation from that declaration and the mode through one table, :data:`ENGINE`: in "param" mode
+G by :func:`mtl.jacobian.gramian` or a :class:`~mtl.jacobian.FactoredJacobian` (neither forms J)
+then one backward of Σ_t w_t L_t, else J by :func:`mtl.jacobian.jacobian`; the result is applied:
 
 * ``mode="param"``: J is w.r.t. the shared parameters; d is added to their ``.grad``.
 * ``mode="rep"``: J is w.r.t. the shared representation ``ctx.rep`` (flattened, one row per
@@ -28,23 +29,32 @@ import torch
 
 from ..checks import check_count
 from ..jacobian import DenseJacobian, FactoredJacobian, gramian, jacobian, split_parameters, write_grads
+from ..registry import MODES, MethodInfo
 from ._linalg import gram
 from .base import StepContext, Weighting
 
-MODES = ("param", "rep")
+# (declared needs, mode) -> the step ``backward`` takes: the only place the computation is chosen.
+ENGINE = {
+    ("gramian", "param"): "_backward_gram",          # G = JJᵀ without J, then one weighted backward
+    ("factored", "param"): "_backward_factored",     # J's layer factors feed ``track``; J never formed
+    ("jacobian", "param"): "_backward_jacobian",     # J w.r.t. the shared parameters
+    ("gramian", "rep"): "_backward_jacobian",        # J w.r.t. the shared representation, for every kind
+    ("factored", "rep"): "_backward_jacobian",
+    ("jacobian", "rep"): "_backward_jacobian",
+}
 
 
 class GradientWeighting(Weighting):
-    """Per-task gradients → one update direction. Subclasses set ``modes`` to the modes their paper defines."""
+    """Per-task gradients → one update direction, in a mode of the declaration's ``info.modes``."""
 
-    modes: tuple[str, ...] = MODES
+    info: MethodInfo = MethodInfo(name="gradient", label="GradientWeighting", needs="jacobian", modes=MODES)
     default_mode: str = "param"
     loss_weights: bool = False
 
     def __init__(self, mode: str | None = None, chunk_size: int | None = None):
         mode = self.default_mode if mode is None else mode
-        if mode not in self.modes:
-            raise ValueError(f"{type(self).__name__} supports mode in {self.modes}, got {mode!r}")
+        if mode not in self.info.modes:
+            raise ValueError(f"{type(self).__name__} supports mode in {self.info.modes}, got {mode!r}")
         self.mode = mode
         self.chunk_size = None if chunk_size is None else check_count("chunk_size", chunk_size)
 
@@ -61,7 +71,7 @@ class GradientWeighting(Weighting):
 
     def weights(self, J: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         """Task weights w [T] for J [T, d]. Default: ``track``'s weights (a state step) or ``gram_weights(JJᵀ)``."""
-        if self.tracks:
+        if self.info.needs == "factored":
             return self.track(DenseJacobian(J), losses)[1]
         return torch.as_tensor(self.gram_weights(gram(J), losses), dtype=J.dtype, device=J.device)
 
@@ -72,21 +82,9 @@ class GradientWeighting(Weighting):
         forming J. d = None means d = Σ_t w_t g_t (one backward in "param" mode)."""
         raise NotImplementedError
 
-    @property
-    def tracks(self) -> bool:
-        """True when the method implements ``track`` (per-task gradient state; see there)."""
-        return type(self).track is not GradientWeighting.track
-
-    @property
-    def gram_only(self) -> bool:
-        """True when the method is defined by ``gram_weights`` alone (the Gramian engine applies)."""
-        cls = type(self)
-        return (cls.gram_weights is not GradientWeighting.gram_weights and cls.weights is GradientWeighting.weights
-                and cls.direction is GradientWeighting.direction and cls.track is GradientWeighting.track)
-
     def direction(self, J: torch.Tensor, losses: torch.Tensor, ctx: StepContext | None = None):
         """(d [d], w [T] or None). The default applies ``track`` or ``weights``: d = wᵀJ."""
-        if self.tracks:
+        if self.info.needs == "factored":
             d, w = self.track(DenseJacobian(J), losses, ctx)
             return (w.to(J.dtype) @ J if d is None else d), w
         w = self.weights(J, losses).to(J.dtype)                          # [T]
@@ -105,28 +103,32 @@ class GradientWeighting(Weighting):
         return list(model.shared_parameters())
 
     # ------------------------------------------------------------------ public API
-    def aggregate(self, J: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
-        if J.dim() != 2:
-            raise ValueError(f"J must be a matrix [T, d], got shape {tuple(J.shape)}")
-        if losses is None:
-            losses = torch.ones(J.shape[0], dtype=J.dtype, device=J.device)
+    def _aggregate(self, J: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             d, _ = self.direction(J, losses.detach().to(J.dtype))
         return d
 
     def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
+        """One step along the :data:`ENGINE` entry of the declared ``needs`` and the mode."""
+        step = ENGINE.get((self.info.needs, self.mode))
+        if step is None:
+            raise TypeError(f"{type(self).__name__} declares needs={self.info.needs!r} in mode {self.mode!r}; the "
+                            f"engine computes {sorted(ENGINE)} (a 'custom' method implements backward itself)")
         losses = self.transform(losses)                                  # [T]
-        shared = list(ctx.model.shared_parameters())
-        if self.mode == "param" and self.gram_only:
-            return self._backward_gram(losses, shared, ctx)
-        if self.mode == "param" and self.tracks:
-            jac = FactoredJacobian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, rep=ctx.rep)
-            with torch.no_grad():
-                d, w = self.track(jac, losses.detach(), ctx)             # [D] | None, [T]
-            if d is None:
-                return self._apply_weights(w, losses, shared, ctx)
-            self._apply(d, losses, shared, ctx)
-            return {"weights": w.detach()}
+        return getattr(self, step)(losses, list(ctx.model.shared_parameters()), ctx)
+
+    def _backward_factored(self, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
+        """``track`` on the factored J of the shared parameters (J never formed), then apply d or w."""
+        jac = FactoredJacobian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, rep=ctx.rep)
+        with torch.no_grad():
+            d, w = self.track(jac, losses.detach(), ctx)                 # [D] | None, [T]
+        if d is None:
+            return self._apply_weights(w, losses, shared, ctx)
+        self._apply(d, losses, shared, ctx)
+        return {"weights": w.detach()}
+
+    def _backward_jacobian(self, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
+        """J w.r.t. the representation ("rep") or the shared parameters, then ``direction``."""
         if self.mode == "rep":
             if ctx.rep is None:
                 raise ValueError(f"{type(self).__name__}(mode='rep') needs ctx.rep; the loop keeps it when needs == 'rep'")

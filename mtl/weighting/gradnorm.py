@@ -11,7 +11,8 @@ from .base import StepContext
 from .gradient import GradientWeighting
 
 
-@register("gradnorm")
+@register("gradnorm", label="GradNorm", paper="Chen et al. 2018, https://arxiv.org/abs/1711.02257", needs="gramian",
+          modes=("param", "rep"), stateful=True)
 class GradNorm(GradientWeighting):
     """GradNorm, Chen et al. 2018 Eq. 1–2 / Alg. 1 (https://arxiv.org/abs/1711.02257).
 
@@ -52,6 +53,7 @@ class GradNorm(GradientWeighting):
             self._w.clamp_(min=1e-6)
             self._w.mul_(self._w.numel() / self._w.sum())
 
-    def aggregate(self, J, losses=None):
+    def _aggregate(self, J, losses):
+        """From fresh weights w = 1."""
         self.reset()
-        return super().aggregate(J, losses)
+        return super()._aggregate(J, losses)

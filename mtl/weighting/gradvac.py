@@ -10,7 +10,8 @@ from .gradient import GradientWeighting
 from .pcgrad import random_orders
 
 
-@register("gradvac")
+@register("gradvac", label="GradVac", paper="Wang et al. 2021, https://arxiv.org/abs/2010.05874", needs="gramian",
+          modes=("param", "rep"), stateful=True)
 class GradVac(GradientWeighting):
     """GradVac, Wang et al. 2021 Alg. 1 / Eq. 5 (https://arxiv.org/abs/2010.05874), whole-model grouping.
 

@@ -24,7 +24,8 @@ def imtl_g_weights(G: np.ndarray) -> np.ndarray:
     return np.concatenate([[1.0 - rest.sum()], rest])
 
 
-@register("imtl")
+@register("imtl", label="IMTL", paper="Liu et al. 2021, https://openreview.net/forum?id=IMPnRXEWpvr", needs="gramian",
+          modes=("param", "rep"), stateful=True)
 class IMTL(GradientWeighting):
     """Hybrid IMTL (IMTL-L + IMTL-G), Liu et al. 2021 Alg. 1 (https://openreview.net/forum?id=IMPnRXEWpvr).
 

@@ -10,7 +10,7 @@ from . import register
 from .base import LossWeighting
 
 
-@register("ls")
+@register("ls", label="LS", paper="", needs="losses")
 class LS(LossWeighting):
     """L = Σ_t w_t L_t with fixed ``weights`` (one per task, positive). ``weights=None`` means all 1."""
 

@@ -11,7 +11,8 @@ from .gradient import GradientWeighting
 NORMALIZERS = ("none", "l2", "loss", "loss+")
 
 
-@register("mgda")
+@register("mgda", label="MGDA", paper="Sener & Koltun 2018, https://arxiv.org/abs/1810.04650", needs="gramian",
+          modes=("param", "rep"))
 class MGDA(GradientWeighting):
     """MGDA-UB, Sener & Koltun 2018 Eq. 3 and §3.3 (https://arxiv.org/abs/1810.04650).
 

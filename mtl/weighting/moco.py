@@ -10,7 +10,8 @@ from .base import StepContext
 from .gradient import GradientWeighting
 
 
-@register("moco")
+@register("moco", label="MoCo", paper="Fernando et al. 2023, https://openreview.net/forum?id=dLAYGdKTi2", needs="factored",
+          modes=("param",), stateful=True)
 class MoCo(GradientWeighting):
     """MoCo, Fernando et al. 2023 Alg. 1 (https://openreview.net/forum?id=dLAYGdKTi2), LibMTL defaults.
 
@@ -20,8 +21,6 @@ class MoCo(GradientWeighting):
     Y is updated in place from the layer factors of J (``FactoredJacobian``), never from a formed J,
     and (YYᵀ + ρI)λ is Y(Yᵀλ) with Yᵀλ = (1−β_k)·(last step's d) + Hᵀλ: no T×T×d product.
     """
-
-    modes = ("param",)
 
     def __init__(self, beta: float = 0.5, beta_sigma: float = 0.5, gamma: float = 0.1, gamma_sigma: float = 0.5,
                  rho: float = 0.0, chunk_size: int | None = None, mode: str | None = None):

@@ -12,7 +12,8 @@ from .base import StepContext
 from .gradient import GradientWeighting
 
 
-@register("modo")
+@register("modo", label="MoDo", paper="Chen, Fang, Yang & Chen 2023, https://arxiv.org/abs/2305.20057", needs="custom",
+          modes=("param",), batches=3, stateful=True)
 class MoDo(GradientWeighting):
     """MoDo, Chen, Fang, Yang & Chen 2023 Alg. 1 (https://arxiv.org/abs/2305.20057), LibMTL defaults.
 
@@ -22,9 +23,6 @@ class MoDo(GradientWeighting):
     backward. The extra batches come from ``ctx.next_batch("train")``; ``aggregate`` uses J for
     all three. Parameter mode only.
     """
-
-    modes = ("param",)
-    batches = 3
 
     def __init__(self, gamma: float = 1e-3, rho: float = 0.1, mode: str | None = None, chunk_size: int | None = None):
         super().__init__(mode, chunk_size)

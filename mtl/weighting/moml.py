@@ -9,7 +9,8 @@ from ._linalg import min_norm_weights
 from .base import StepContext
 
 
-@register("moml")
+@register("moml", label="MOML", paper="Ye et al. 2021, https://arxiv.org/abs/2102.07121", needs="custom", batches=2,
+          stateful=True)
 class MOML(BilevelWeighting):
     """MOML, Ye et al. 2021 Alg. 1 (https://arxiv.org/abs/2102.07121), LibMTL's defaults.
 

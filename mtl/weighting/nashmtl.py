@@ -55,6 +55,10 @@ class NashSolver:
                               f"{self.cp.installed_solvers()} (pip install cvxpy brings CLARABEL)")
         self.solver, self._problems = solver, {}
 
+    def __deepcopy__(self, memo) -> "NashSolver":
+        """The compiled problems are a cache, not state (no warm start): copies share them."""
+        return self
+
     def _problem(self, T: int):
         if T not in self._problems:
             cp = self.cp
@@ -84,7 +88,8 @@ class NashSolver:
         return alpha
 
 
-@register("nashmtl")
+@register("nashmtl", label="NashMTL", aliases=("Nash-MTL",), paper="Navon et al. 2022, https://arxiv.org/abs/2202.01017",
+          needs="gramian", modes=("param", "rep"), stateful=True)
 class NashMTL(GradientWeighting):
     """Nash-MTL, Navon et al. 2022 Eq. 2 / Alg. 1 (https://arxiv.org/abs/2202.01017).
 

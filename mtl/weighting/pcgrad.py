@@ -15,7 +15,8 @@ def random_orders(T: int, device=None) -> torch.Tensor:
     return keys.argsort(1)[:, : T - 1].to(device)
 
 
-@register("pcgrad")
+@register("pcgrad", label="PCGrad", paper="Yu et al. 2020, https://arxiv.org/abs/2001.06782", needs="gramian",
+          modes=("param", "rep"))
 class PCGrad(GradientWeighting):
     """PCGrad, Yu et al. 2020 Alg. 1 (https://arxiv.org/abs/2001.06782); the sum of projected gradients.
 
@@ -25,8 +26,6 @@ class PCGrad(GradientWeighting):
     g_i^PC·g_j < 0. Exact and order-dependent, so a loop over T − 1 positions, not over pairs.
     The direction is (1ᵀC) J (sum scale).
     """
-
-    modes = ("param", "rep")
 
     def gram_weights(self, G: np.ndarray, losses: torch.Tensor) -> torch.Tensor:
         G = torch.as_tensor(G, dtype=torch.float64)                          # [T, T]

@@ -7,7 +7,7 @@ from . import register
 from .base import LossWeighting
 
 
-@register("rlw")
+@register("rlw", label="RLW", paper="Lin et al. 2022, https://arxiv.org/abs/2111.10603", needs="losses")
 class RLW(LossWeighting):
     """RLW, Lin et al. 2022 Eq. 4 (https://arxiv.org/abs/2111.10603): w = softmax(λ̃), λ̃ ~ N(0, I)
     drawn afresh every step (from torch's global generator, so ``fit``'s seed fixes it)."""

@@ -12,7 +12,8 @@ from .base import StepContext
 from .gradient import GradientWeighting
 
 
-@register("sdmgrad")
+@register("sdmgrad", label="SDMGrad", paper="Xiao, Ban & Ji 2023, https://arxiv.org/abs/2305.18409", needs="gramian",
+          modes=("param",), batches=3, stateful=True)
 class SDMGrad(GradientWeighting):
     """SDMGrad, Xiao, Ban & Ji 2023 Alg. 1 (https://arxiv.org/abs/2305.18409), as the official code.
 
@@ -22,9 +23,6 @@ class SDMGrad(GradientWeighting):
     d = (J₃ᵀw + λ g0₃)/(1+λ) on the step's own batch, by one weighted backward.
     λ = ``lamda`` = 0.3, ``niter`` = 20 (LibMTL defaults). Parameter mode only.
     """
-
-    modes = ("param",)
-    batches = 3
 
     def __init__(self, lamda: float = 0.3, niter: int = 20, mode: str | None = None, chunk_size: int | None = None):
         super().__init__(mode, chunk_size)

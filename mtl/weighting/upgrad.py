@@ -10,7 +10,8 @@ from ._linalg import dual_cone_weights, normalized
 from .gradient import GradientWeighting
 
 
-@register("upgrad")
+@register("upgrad", label="UPGrad", paper="Quinton & Rey 2024, https://arxiv.org/abs/2406.16232", needs="gramian",
+          modes=("param", "rep"))
 class UPGrad(GradientWeighting):
     """UPGrad, Quinton & Rey 2024 Def. 5 (https://arxiv.org/abs/2406.16232), TorchJD's defaults.
 

@@ -66,7 +66,7 @@ def distill_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tens
 
 
 # ----------------------------------------------------------------------------- URL as a weighting wrapper
-@register("url")
+@register("url", label="URL", needs="custom", stateful=True, paper="Li, Liu & Bilen, IJCV 2023 (feature distillation)")
 class URL(Weighting):
     """URL (Li, Liu & Bilen, IJCV 2023, feature distillation): a base weighting plus λ Σ_t λ_t ℓ^f(A_t φ, φ*_t).
 
@@ -150,9 +150,9 @@ class URL(Weighting):
         self._sums, self._n = None, 0
         self._base.end_epoch(epoch, mean_losses)
 
-    def aggregate(self, J: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
+    def _aggregate(self, J: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         """The base method's direction (the distillation term has no Jacobian w.r.t. the task losses)."""
-        return self._base.aggregate(J, losses)
+        return self._base._aggregate(J, losses)
 
     def __repr__(self) -> str:
         return (f"URL(teachers={self.teacher_runs}, base={self.base!r}, base_kw={self.base_kw}, lam={self.lam}, "

@@ -8,7 +8,7 @@ from ._linalg import lazy_parameter, materialize
 from .base import LossWeighting, StepContext
 
 
-@register("uw")
+@register("uw", label="UW", paper="Kendall et al. 2018, https://arxiv.org/abs/1705.07115", needs="losses", stateful=True)
 class UW(LossWeighting):
     """Homoscedastic uncertainty weighting, Kendall et al. 2018 Eq. 7 (https://arxiv.org/abs/1705.07115).
 
@@ -35,8 +35,7 @@ class UW(LossWeighting):
         ((w * losses).sum() + 0.5 * self._s.sum()).backward()
         return {"weights": w.detach()}
 
-    def aggregate(self, J, losses=None):
-        if losses is None:
-            losses = torch.ones(J.shape[0], dtype=J.dtype, device=J.device)
+    def _aggregate(self, J, losses):
+        """From fresh log-variances s = ``init``."""
         self.reset()
         return self.weights(losses).detach().to(J.dtype) @ J
