@@ -15,7 +15,7 @@ from . import data as D
 from . import weighting as W
 from .data.corruptions import corrupt
 from .models import create_model
-from .runs import run_id, run_or_load
+from .runs import file_mode, run_id, run_or_load
 from .diagnostics import GradientProbe
 from .train import TrainConfig, fit, seed_everything
 
@@ -39,7 +39,8 @@ def save_state(path, state: dict) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    os.fchmod(fd, file_mode())  # mkstemp creates 0600; records follow the umask
     os.close(fd)
     try:
         torch.save(state, tmp)
@@ -61,6 +62,8 @@ def train_run(out_dir, spec: dict) -> dict:
     for key in ("dataset", "backbone"):
         if key not in spec:
             raise ValueError(f"spec needs {key!r}")
+    if spec.get("tasks") is not None and (isinstance(spec["tasks"], str) or not spec["tasks"]):
+        raise ValueError(f"spec 'tasks' must be a non-empty list of task names (None or absent: all), got {spec['tasks']!r}")
     spec = {"architecture": "hps", "weighting": "ew", "dataset_kw": {}, "backbone_kw": {}, "weighting_kw": {},
             "train": {}, **spec}
 
