@@ -125,7 +125,7 @@ def _first(ds: Dataset, n: int | None, name: str) -> Dataset:
 def load_celeba(root=None, size: int = 64, n_train: int | None = None, n_val: int | None = None,
                 n_test: int | None = None, verify_md5: bool = False) -> DataBundle:
     """CelebA's 40 attributes as binary tasks from a local ``root`` (holding ``celeba/``; default ``$MTL_CELEBA``)."""
-    root = user_root(root, "celeba", SOURCE + "; the folder holding celeba/")
+    root = user_root(root, "celeba", SOURCE, folder="<folder holding celeba/>")
     if int(size) < 8:
         raise ValueError(f"size must be at least 8, got {size}")
     from torchvision import transforms

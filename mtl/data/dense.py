@@ -84,14 +84,14 @@ class DatasetFormatError(ValueError):
     """A user-provided file exists but is not what the layout expects (shape, dtype, range, numbering)."""
 
 
-def user_root(root, name: str, source: str, env: str | None = None) -> Path | None:
+def user_root(root, name: str, source: str, env: str | None = None, folder: str = "<folder>") -> Path:
     """Where user-provided dataset ``name`` lives: ``root`` if given, else ``$MTL_<NAME>`` (``env``),
     else :class:`DatasetNotFoundError` naming both ways (nothing is ever downloaded)."""
     env = env or f"MTL_{name.upper()}"
     if root is None:
         root = os.environ.get(env) or None
     if root is None:
-        raise DatasetNotFoundError(f"{name} needs its data folder: pass root=<folder> or set the environment "
+        raise DatasetNotFoundError(f"{name} needs its data folder: pass root={folder} or set the environment "
                                    f"variable {env}; get the data from {source} (nothing is downloaded)")
     return Path(root).expanduser()
 
