@@ -31,10 +31,21 @@ def _cfg(**kw):
 
 
 BUILD = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     from pathlib import Path
-    go = Path(sys.argv[1])
+    go, marker = Path(sys.argv[1]), Path(sys.argv[2])
     from mtl import data as D
+    from mtl.data import scenes
+    render = scenes.render
+
+    def counted(*args, **kw):                                # one marker line per process that renders
+        if not counted.seen:
+            counted.seen = True
+            with open(marker, "a") as f:
+                f.write(f"{os.getpid()}\\n")
+        return render(*args, **kw)
+    counted.seen = False
+    scenes.render = counted
     while not go.exists():
         time.sleep(0.005)
     b = D.load("scenes", height=16, width=16, train_scenes=4, val_scenes=2, test_scenes=2, scans_per_scene=3)
@@ -45,14 +56,15 @@ BUILD = textwrap.dedent("""
 
 def test_two_processes_build_one_scenes_cache(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MTL_CACHE": str(tmp_path / "cache")}
-    go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(go)], env=env, stdout=subprocess.PIPE,
+    go, marker = tmp_path / "go", tmp_path / "marker"
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(go), str(marker)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     time.sleep(1.5)                                          # both imported, waiting at the same line
     go.touch()
     outs = [p.communicate(timeout=180) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     assert outs[0][0] == outs[1][0] and outs[0][0].split()[1:] == ["12", "6", "6", "(3,", "16,", "16)"]
+    assert len(marker.read_text().split()) == 1              # rendered once: the other process waited
     root = Path(outs[0][0].split()[0])
     meta = scenes.verify(root)                               # complete: every listed file, at its size
     assert len(meta["files"]) == 5 * (12 + 6 + 6)
