@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,6 +43,21 @@ def test_train_config_rejects_each_bad_field_by_name(field, value, valid):
         TrainConfig(**{field: value})
     msg = str(e.value)                                       # the field, what is valid, the value
     assert msg.startswith(f"{field} must") and valid in msg and f"got {value!r}" in msg
+
+
+def test_strict_checks():
+    from mtl.checks import check_count, check_positive
+
+    with pytest.raises(ValueError, match=r"k must be an integer ≥ 1, got True of type bool"):
+        check_count("k", True)                               # bools are never counts
+    with pytest.raises(ValueError, match=r"k must be an integer ≥ 1, got 2\.0 of type float"):
+        check_count("k", 2.0, strict=True)
+    assert check_count("k", 2.0) == 2 and check_count("k", np.int64(3), strict=True) == 3
+    with pytest.raises(ValueError, match="lr must be a number .int or float., got '0.5' of type str"):
+        check_positive("lr", "0.5", strict=True)
+    with pytest.raises(ValueError, match="lr must be a number"):
+        check_positive("lr", False, strict=True)
+    assert check_positive("lr", 1, strict=True) == 1.0 and check_positive("lr", np.float32(0.5), strict=True) == 0.5
 
 
 def test_train_config_accepts_ints_for_floats_and_optional_none():

@@ -119,10 +119,19 @@ def test_stale_build_folder_of_a_killed_process_is_removed(tmp_path):
     stale = tmp_path / f"entry.tmp{dead.pid}"
     (stale / "train" / "image").mkdir(parents=True)
     (stale / "train" / "image" / "0.npy").write_bytes(b"x" * 100_000)
-    live = tmp_path / f"other.tmp{os.getpid()}"
-    live.mkdir()
-    scenes.ensure(_cfg(), root)
-    assert not stale.exists() and live.exists() and scenes.verify(root)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f"entry.tmp{sleeper.pid}"         # a live process's build: kept
+        live.mkdir()
+        scenes.ensure(_cfg(), root)
+        assert not stale.exists() and live.exists() and scenes.verify(root)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    dead_again = tmp_path / f"entry.tmp{dead.pid}"
+    dead_again.mkdir()
+    scenes.ensure(_cfg(), root)                              # the entry exists: swept on the next start too
+    assert not dead_again.exists()
 
 
 def test_remove_stale_keeps_live_and_removes_old(tmp_path):

@@ -9,6 +9,7 @@ the next build. An entry that fails verification is named in one warning, moved 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +36,7 @@ def cached_entry(path: Path, load: Callable[[Path], object], build: Callable[[Pa
                 move_aside(path, f"corrupt cache entry {path} ({_first_line(e)})")
             return None
 
+    remove_stale(path.parent, f"{path.name}.tmp*")  # left by killed builds (their pid is dead)
     data = verified(move=False)                     # the common case: no lock
     if data is not None:
         return data, False
@@ -43,15 +45,12 @@ def cached_entry(path: Path, load: Callable[[Path], object], build: Callable[[Pa
         data = verified(move=True)                  # built by another process while we waited?
         if data is not None:
             return data, False
-        remove_stale(path.parent, f"{path.name}.tmp*")
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         try:
             build(tmp)
             os.replace(tmp, path)
         except BaseException:
             if tmp.is_dir():
-                import shutil
-
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink(missing_ok=True)
