@@ -16,7 +16,7 @@ import torch
 from fixtures.realdata import write_celeba, write_dense
 from mtl import data as D
 from mtl import runs
-from mtl.data import attributes, qm9, scenes
+from mtl.data import qm9, scenes
 from mtl.data.dense import DatasetFormatError, DatasetNotFoundError
 
 ROOT = Path(__file__).resolve().parent.parent
