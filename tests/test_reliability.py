@@ -86,6 +86,24 @@ def test_divergence_rule():
     assert issubclass(DivergedError, FloatingPointError)
 
 
+def test_no_committed_run_would_trip_the_divergence_rule():
+    """Every committed history against the rule: the largest last/first ratio is about 1.07, max/first 1.17."""
+    from mtl.train import DIVERGENCE_ABSOLUTE
+
+    worst, n = 0.0, 0
+    for path in (ROOT / "runs").glob("**/history.json"):
+        hist = json.loads(path.read_text())
+        if not hist or "train_loss" not in hist[0]:
+            continue
+        n += 1
+        first = torch.tensor(list(hist[0]["train_loss"].values()))
+        for epoch, rec in enumerate(hist):
+            check_divergence(torch.tensor(list(rec["train_loss"].values())), first, list(rec["train_loss"]), epoch)
+            worst = max(worst, max(v / v0 for v, v0 in zip(rec["train_loss"].values(), first.tolist()) if v0 > 0))
+            assert max(rec["train_loss"].values()) < DIVERGENCE_ABSOLUTE
+    assert n > 500 and worst < 2
+
+
 def test_fit_raises_when_the_loss_explodes_after_epoch_zero(tiny_mnist):
     """A step rule whose losses grow 1e5-fold after epoch 0: fit stops at epoch 1 naming the task."""
     from mtl.models import create_model
