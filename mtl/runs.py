@@ -102,18 +102,21 @@ def remove_stale(folder: str | Path, pattern: str = "*") -> list[Path]:
         except FileNotFoundError:
             continue
         if (pid != os.getpid() and not pid_alive(pid)) or old:
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
             removed.append(p)
     return removed
 
 
-def move_aside(path: str | Path, reason: str) -> Path:
+def move_aside(path: str | Path, reason: str, then: str = "rebuilt") -> Path:
     """Move a corrupt record or cache entry to ``<parent>/.corrupt/<name>-<time>`` with a one-line warning."""
     path = Path(path)
     dest = path.parent / CORRUPT / f"{path.name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, dest)
-    warnings.warn(f"{reason}; moved to {dest} and rebuilt", RuntimeWarning, stacklevel=2)
+    warnings.warn(f"{reason}; moved to {dest} and {then}", RuntimeWarning, stacklevel=2)
     return dest
 
 
@@ -180,7 +183,7 @@ def _finished(run_dir: Path, params: dict, move_corrupt: bool) -> dict | None:
     except CorruptRecordError as e:
         if not move_corrupt:
             return None
-        move_aside(run_dir, str(e))
+        move_aside(run_dir, str(e), then="re-run")
         return None
     if rec.get("params") != json.loads(canonical(params)):
         raise RuntimeError(f"{run_dir} holds a run with other parameters (hash collision or edited file)")
