@@ -34,7 +34,7 @@ from .data.corruptions import corrupt
 from .diagnostics import GradientProbe, RepresentationProbe
 from .models import ARCHITECTURES, BACKBONES, create_model
 from .paths import portable, repo_root
-from .runs import run_id, run_or_load
+from .runs import file_mode, run_id, run_or_load
 from .train import TrainConfig, fit, resolve_device, seed_everything
 
 PROBE_KINDS = ("gradient", "representation")
@@ -120,6 +120,9 @@ class RunSpec:
                 raise ValueError(f"spec key 'probe' must be {{'rep_cos_every': k}}, got {rep}")
             probes = [*probes, {"kind": "representation", "every": rep["rep_cos_every"]}]
         if spec.get("tasks") is not None:
+            if isinstance(spec["tasks"], str) or not spec["tasks"]:
+                raise ValueError(f"spec 'tasks' must be a non-empty list of task names (None or absent: all), "
+                                 f"got {spec['tasks']!r}")
             spec["tasks"] = tuple(spec["tasks"])
         return cls(probes=tuple(_probe(p) for p in probes), **spec)
 
@@ -183,7 +186,8 @@ def save_state(path, state: dict) -> None:
     """``torch.save(state, path)`` atomically (temporary file + rename), like every run file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    os.fchmod(fd, file_mode())  # mkstemp creates 0600; records follow the umask
     os.close(fd)
     try:
         torch.save(state, tmp)

@@ -127,26 +127,42 @@ def portable_paths(nb) -> None:
         params["out_dir"] = portable(params["out_dir"])
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="mtl-reproduce", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu", choices=PROFILES)
     ap.add_argument("--sections", nargs="*", help="subset of sections (default: all)")
     ap.add_argument("--no-book", action="store_true", help="run the notebooks only")
-    ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    ap.add_argument("--timeout", type=positive_int, default=None, help="per-cell timeout in seconds (≥ 1)")
     args = ap.parse_args(argv)
     root = repo_root()
     book, runs_root = root / "book", root / "runs"
     all_sections = sections(book)
+    if args.sections is not None and not args.sections:
+        ap.error(f"--sections needs at least one section name (omit it to run all); valid: {all_sections}")
     chosen = args.sections or all_sections
     unknown = [s for s in chosen if s not in all_sections]
     if unknown:
         ap.error(f"unknown sections {unknown}; valid: {all_sections}")
-    records = []
-    for s in chosen:
-        print(f"[mtl-reproduce] {s} @ {args.profile} ...", flush=True)
-        rec = execute_section(s, args.profile, runs_root, book, args.timeout)
-        print(f"[mtl-reproduce] {s}: {rec['status']} in {rec['duration_s']} s", flush=True)
-        records.append(rec)
+    records, interrupted = [], False
+    try:
+        for s in chosen:
+            print(f"[mtl-reproduce] {s} @ {args.profile} ...", flush=True)
+            rec = execute_section(s, args.profile, runs_root, book, args.timeout)
+            print(f"[mtl-reproduce] {s}: {rec['status']} in {rec['duration_s']} s", flush=True)
+            records.append(rec)
+    except KeyboardInterrupt:       # one line, no traceback: what finished and how to resume
+        interrupted = True
     summary_path = runs_root / f"reproduce-{args.profile}.json"
     previous = {r["section"]: r for r in (json.loads(summary_path.read_text()) if summary_path.exists() else [])}
     for r in records:  # keep the duration of the first (training) execution beside the latest one
@@ -154,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         r["first_duration_s"] = first.get("first_duration_s", first.get("duration_s", r["duration_s"]))
         previous[r["section"]] = {**r, "notebook": os.path.relpath(r["notebook"], root)}
     write_json(summary_path, sorted(previous.values(), key=lambda r: r["section"]))
+    if interrupted:
+        print(f"[mtl-reproduce] interrupted: {len(records)} of {len(chosen)} sections finished; rerun the same "
+              "command to resume (finished runs are loaded, not retrained)", file=sys.stderr, flush=True)
+        return 130
     failed = [r["section"] for r in records if r["status"] != "ok"]
     rc = 0
     if not args.no_book:

@@ -1,9 +1,16 @@
 """Run records: ``<out>/<run-id>/{config.json, history.json, history.csv, metrics.json}``.
 
 The id is a readable prefix plus a hash of the canonical parameters, so the same parameters
-always map to the same folder. Every file is written atomically (temporary file + rename) and
-``metrics.json`` is written last: its presence marks a finished run, which is then loaded
-instead of re-run, so an interrupted reproduction resumes where it stopped.
+always map to the same folder. Every file is written atomically (temporary file + rename, mode
+0666 less the umask) and ``metrics.json`` is written last: its presence marks a finished run,
+which is then loaded instead of re-run, so an interrupted reproduction resumes where it stopped.
+
+Several processes may share one runs folder: a run is trained under an OS file lock
+(``<out>/.locks/<run-id>.lock``, released by the OS if its holder dies), so a second worker waits
+and loads it instead of training it twice. A finished record that does not load (truncated JSON,
+wrong structure) is moved to ``<out>/.corrupt/<run-id>-<time>/`` with a warning and re-run.
+The same primitives (:func:`file_lock`, :func:`move_aside`, :func:`remove_stale`) guard the
+dataset caches of :mod:`mtl.data`.
 """
 from __future__ import annotations
 
@@ -11,7 +18,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
+import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,17 +39,98 @@ def run_id(params: dict) -> str:
     return f"{prefix}-{digest}"
 
 
+LOCKS, CORRUPT = ".locks", ".corrupt"
+STALE_SECONDS = 6 * 3600          # a temporary file this old is stale even if its pid is alive (pid reuse)
+_TMP_PID = re.compile(r"\.(\d+)\.[^.]*\.tmp$|\.tmp(\d+)$")   # write_atomic's and the caches' temporaries
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give a new file: 0666 less the process umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())                      # mkstemp creates 0600
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_lock(path: str | Path):
+    """An exclusive lock on ``path`` (a run folder or a cache entry), held as ``with file_lock(p): ...``.
+
+    The lock file is ``<parent>/.locks/<name>.lock``; the lock is an OS lock (``flock``), so the
+    OS releases it when its holder dies, even by SIGKILL: a crashed worker never blocks others.
+    """
+    from filelock import FileLock
+
+    path = Path(path)
+    (path.parent / LOCKS).mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.parent / LOCKS / f"{path.name}.lock"), mode=file_mode())
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:                             # alive, another user's
+        return True
+    return True
+
+
+def remove_stale(folder: str | Path, pattern: str = "*") -> list[Path]:
+    """Remove the temporaries matching ``pattern`` in ``folder`` left by dead processes (their pid,
+    in the name, is not alive) or older than :data:`STALE_SECONDS`; returns what was removed."""
+    removed = []
+    for p in Path(folder).glob(pattern) if Path(folder).is_dir() else []:
+        m = _TMP_PID.search(p.name)
+        if not m:
+            continue
+        pid = int(m.group(1) or m.group(2))
+        try:
+            old = time.time() - p.lstat().st_mtime > STALE_SECONDS
+        except FileNotFoundError:
+            continue
+        if (pid != os.getpid() and not pid_alive(pid)) or old:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def move_aside(path: str | Path, reason: str, then: str = "rebuilt") -> Path:
+    """Move a corrupt record or cache entry to ``<parent>/.corrupt/<name>-<time>`` with a one-line warning."""
+    path = Path(path)
+    dest = path.parent / CORRUPT / f"{path.name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dest)
+    warnings.warn(f"{reason}; moved to {dest} and {then}", RuntimeWarning, stacklevel=2)
+    return dest
+
+
+def check_writable(folder: str | Path, what: str = "runs folder") -> Path:
+    """``folder`` (created if missing) must accept new files, checked before hours of training."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise PermissionError(f"{what} {folder} is not writable ({e.strerror or e}); "
+                              "choose another out_dir or fix its permissions") from None
+    return folder
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -50,11 +141,31 @@ def is_complete(run_dir: str | Path) -> bool:
     return (Path(run_dir) / "metrics.json").exists()
 
 
+class CorruptRecordError(ValueError):
+    """A finished run's files do not load or lack the record's structure; the message names the file."""
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptRecordError(f"corrupt run record {path}: not valid JSON ({e})") from None
+
+
 def load_run(run_dir: str | Path) -> dict:
+    """The record of a finished run; :class:`CorruptRecordError` (naming the file) if it is damaged:
+    ``metrics.json`` must be an object with ``params`` and ``metrics`` objects, ``history.json`` a list."""
     run_dir = Path(run_dir)
-    out = json.loads((run_dir / "metrics.json").read_text())
+    path = run_dir / "metrics.json"
+    out = _read_json(path)
+    if not (isinstance(out, dict) and isinstance(out.get("params"), dict) and isinstance(out.get("metrics"), dict)):
+        raise CorruptRecordError(f"corrupt run record {path}: expected an object with 'params' and 'metrics' "
+                                 f"objects, got {type(out).__name__}" + (f" with keys {sorted(out)}" if isinstance(out, dict) else ""))
     hist = run_dir / "history.json"
-    out["history"] = json.loads(hist.read_text()) if hist.exists() else []
+    out["history"] = _read_json(hist) if hist.exists() else []
+    if not isinstance(out["history"], list):
+        raise CorruptRecordError(f"corrupt run record {hist}: expected a list of epoch records, "
+                                 f"got {type(out['history']).__name__}")
     return out
 
 
@@ -63,24 +174,46 @@ def history_frame(history: list[dict]) -> pd.DataFrame:
     return pd.json_normalize(history, sep="/")
 
 
+def _finished(run_dir: Path, params: dict, move_corrupt: bool) -> dict | None:
+    """The verified record in ``run_dir``, or None when absent (or corrupt and ``move_corrupt``: moved aside)."""
+    if not is_complete(run_dir):
+        return None
+    try:
+        rec = load_run(run_dir)
+    except CorruptRecordError as e:
+        if not move_corrupt:
+            return None
+        move_aside(run_dir, str(e), then="re-run")
+        return None
+    if rec.get("params") != json.loads(canonical(params)):
+        raise RuntimeError(f"{run_dir} holds a run with other parameters (hash collision or edited file)")
+    rec["run_dir"], rec["resumed"] = str(run_dir), True
+    return rec
+
+
 def run_or_load(out_dir: str | Path, params: dict, fn: Callable[[], dict]) -> dict:
     """Load the finished run of ``params`` under ``out_dir`` or compute it with ``fn`` and record it.
 
     ``fn`` returns ``{"metrics": ..., "history": [...], "info": {...}}``; the record returned has
-    ``params``, ``metrics``, ``info``, ``history`` and ``run_dir``.
+    ``params``, ``metrics``, ``info``, ``history`` and ``run_dir``. ``out_dir`` must be writable
+    before ``fn`` runs; ``fn`` runs under the run's lock, so concurrent workers train it once; a
+    corrupt record is moved aside (warning) and re-run; if ``fn`` raises, nothing is recorded.
     """
     run_dir = Path(out_dir) / run_id(params)
-    if is_complete(run_dir):
-        rec = load_run(run_dir)
-        if rec.get("params") != json.loads(canonical(params)):
-            raise RuntimeError(f"{run_dir} holds a run with other parameters (hash collision or edited file)")
-        rec["run_dir"], rec["resumed"] = str(run_dir), True
+    rec = _finished(run_dir, params, move_corrupt=False)           # the common case: no lock, no write
+    if rec is not None:
         return rec
-    result = fn()
-    history = result.get("history", [])
-    write_json(run_dir / "config.json", params)
-    write_json(run_dir / "history.json", history)
-    write_atomic(run_dir / "history.csv", history_frame(history).to_csv(index=False) if history else "")
-    rec = {"params": json.loads(canonical(params)), "metrics": result["metrics"], "info": result.get("info", {})}
-    write_json(run_dir / "metrics.json", rec)
+    check_writable(out_dir)
+    with file_lock(run_dir):
+        rec = _finished(run_dir, params, move_corrupt=True)        # another worker may have finished it
+        if rec is not None:
+            return rec
+        remove_stale(run_dir, ".*.tmp")
+        result = fn()
+        history = result.get("history", [])
+        write_json(run_dir / "config.json", params)
+        write_json(run_dir / "history.json", history)
+        write_atomic(run_dir / "history.csv", history_frame(history).to_csv(index=False) if history else "")
+        rec = {"params": json.loads(canonical(params)), "metrics": result["metrics"], "info": result.get("info", {})}
+        write_json(run_dir / "metrics.json", rec)
     return {**rec, "history": history, "run_dir": str(run_dir), "resumed": False}

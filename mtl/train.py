@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checks import check_count
+from .checks import check_choice, check_count, check_positive
 from .data import DataBundle
 from .metrics import relative_improvements
 from .models import MultiTaskModel
@@ -24,6 +24,8 @@ from .tasks import task_losses
 from .weighting import StepContext, Weighting
 
 PROTOCOLS = ("last", "best_val", "mean_last_k")
+DIVERGENCE_RATIO = 1e4     # a task's epoch-mean training loss above this × its first epoch's: diverged
+DIVERGENCE_ABSOLUTE = 1e12  # ... or above this value at any epoch
 
 
 @dataclass
@@ -44,12 +46,21 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
 
     def __post_init__(self):
-        if self.eval_protocol not in PROTOCOLS:
-            raise ValueError(f"eval_protocol must be one of {PROTOCOLS}, got {self.eval_protocol!r}")
-        for k in ("epochs", "batch_size"):
-            check_count(k, getattr(self, k))
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+        """Every field checked here, so a wrong value fails now with its name, not deep inside torch."""
+        check_choice("eval_protocol", self.eval_protocol, PROTOCOLS)
+        for k in ("epochs", "batch_size", "eval_k"):
+            check_count(k, getattr(self, k), strict=True)
+        for k in ("lr_step", "max_steps_per_epoch"):
+            if getattr(self, k) is not None:
+                check_count(k, getattr(self, k), strict=True)
+        check_count("seed", self.seed, minimum=0, strict=True)
+        check_positive("lr", self.lr, strict=True)
+        check_positive("lr_gamma", self.lr_gamma, strict=True)
+        check_positive("weight_decay", self.weight_decay, allow_zero=True, strict=True)
+        if not isinstance(self.device, str):
+            raise ValueError(f"device must be a string (auto | cpu | cuda | cuda:N), got {self.device!r}")
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"progress must be True or False, got {self.progress!r}")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -80,6 +91,21 @@ def check_finite(losses: torch.Tensor, tasks: list[str], epoch: int, step: int) 
     if bad:
         raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {step}: " +
                                  ", ".join(f"task {t!r} = {v}" for t, v in bad))
+
+
+class DivergedError(FloatingPointError):
+    """Training exploded (see :func:`check_divergence`); nothing of the run is recorded."""
+
+
+def check_divergence(mean_losses: torch.Tensor, first: torch.Tensor, tasks: list[str], epoch: int) -> None:
+    """Raise :class:`DivergedError` if a task's epoch-mean training loss exceeds
+    ``DIVERGENCE_RATIO`` × its first epoch's mean (when that is positive) or ``DIVERGENCE_ABSOLUTE``."""
+    for t, v, v0 in zip(tasks, mean_losses.tolist(), first.tolist()):
+        if v > DIVERGENCE_ABSOLUTE or (v0 > 0 and v > DIVERGENCE_RATIO * v0):
+            rule = (f"above {DIVERGENCE_ABSOLUTE:g}" if v > DIVERGENCE_ABSOLUTE else
+                    f"above {DIVERGENCE_RATIO:g} × its epoch-0 mean {v0:.3g}")
+            raise DivergedError(f"training diverged: task {t!r} has mean training loss {v:.3g} at epoch {epoch}, "
+                                f"{rule}; nothing is recorded (lower lr, check the data)")
 
 
 @dataclass(frozen=True)
@@ -184,6 +210,9 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
 
     ``probes`` (e.g. :class:`mtl.diagnostics.GradientProbe`) are called inside each step after the
     backward and before the optimizer step; their records go to the epoch record's ``probes``.
+    A non-finite loss raises ``FloatingPointError`` at its step; an exploding epoch-mean training
+    loss (see :func:`check_divergence`) raises :class:`DivergedError` at the end of its epoch, so a
+    diverged run is never recorded as finished.
     """
     missing = [t for t in model.tasks if t not in {x.name for x in data.tasks}]
     if missing:
@@ -213,6 +242,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
                          "threads": torch.get_num_threads()})   # torch version and thread count (reduction order)
     bar = tqdm(total=config.epochs * steps, disable=not config.progress, leave=False, desc="train")
     start = time.perf_counter()
+    first_losses = None                                    # [T] epoch 0's mean training losses
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
         if hasattr(model, "start_epoch"):
@@ -228,6 +258,8 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
                 weights.append(logs["weights"].float().cpu())
             bar.update(1)
         mean_losses = sums / steps
+        first_losses = mean_losses if first_losses is None else first_losses
+        check_divergence(mean_losses, first_losses, model.tasks, epoch)
         weighting.end_epoch(epoch, mean_losses)
         if scheduler:
             scheduler.step()

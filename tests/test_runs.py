@@ -61,7 +61,8 @@ def test_failed_run_writes_nothing(tmp_out):
         raise RuntimeError("diverged")
     with pytest.raises(RuntimeError):
         runs.run_or_load(tmp_out, {"name": "r"}, boom)
-    assert list(tmp_out.iterdir()) == []
+    assert [p.name for p in tmp_out.iterdir()] == [runs.LOCKS]           # only the (released) lock file
+    assert not (tmp_out / runs.run_id({"name": "r"})).exists()
 
 
 def test_edited_record_is_detected(tmp_out):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import json
-import os
 from pathlib import Path
 from statistics import NormalDist
 
@@ -33,6 +32,7 @@ from ..checks import check_count
 from .. import tasks as T
 from ..paths import cache_dir
 from . import DataBundle, register
+from .cache import cached_entry, load_tensors_checked, save_tensors
 
 GENERATOR_VERSION = 1
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -229,17 +229,18 @@ def generate(n: int, size: int, seed: int, split: str) -> tuple[np.ndarray, np.n
 
 
 def _cached(n: int, size: int, seed: int, split: str, cache) -> tuple[torch.Tensor, torch.Tensor]:
+    """The split's images and labels from the cache (verified, built once under a lock; :mod:`mtl.data.cache`)."""
     key = hashlib.sha1(json.dumps([n, size, seed, split, GENERATOR_VERSION]).encode()).hexdigest()[:16]
     path = (Path(cache) if cache else cache_dir() / "attributes40") / f"{split}_{key}.pt"
-    if path.is_file():
-        d = torch.load(path, weights_only=True)
-        return d["images"], d["labels"]
-    images, ys = generate(n, size, seed, split)
-    d = {"images": torch.from_numpy(images), "labels": torch.from_numpy(ys)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(d, tmp)
-    os.replace(tmp, path)
+
+    def build(tmp):
+        images, ys = generate(n, size, seed, split)
+        save_tensors({"images": torch.from_numpy(images), "labels": torch.from_numpy(ys)}, tmp)
+
+    def load(p):
+        return load_tensors_checked(p, lambda d: {"images": (n, 3, size, size), "labels": (n, len(ATTRIBUTES))})
+
+    d, _ = cached_entry(path, load, build)
     return d["images"], d["labels"]
 
 

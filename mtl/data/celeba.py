@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, Subset
 
 from .. import tasks as T
 from . import DataBundle, register
-from .dense import DatasetFormatError, DatasetNotFoundError
+from .dense import DatasetFormatError, DatasetNotFoundError, user_root
 
 SOURCE = "CelebA (https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, 'Align&Cropped Images' and 'Anno'/'Eval' files)"
 FILES = {  # file -> (header lines, tokens per row incl. the image name)
@@ -80,6 +80,11 @@ def check_root(base: Path) -> list[str]:
     return names
 
 
+def _rgb(img):
+    """A PIL image as RGB (a grayscale or CMYK JPEG would otherwise give 1 or 4 channels)."""
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
 def _torchvision_celeba(verify_md5: bool):
     from torchvision.datasets import CelebA
 
@@ -119,15 +124,15 @@ def _first(ds: Dataset, n: int | None, name: str) -> Dataset:
 @register("celeba")
 def load_celeba(root=None, size: int = 64, n_train: int | None = None, n_val: int | None = None,
                 n_test: int | None = None, verify_md5: bool = False) -> DataBundle:
-    """CelebA's 40 attributes as binary tasks from a local ``root`` (holding ``celeba/``)."""
-    if root is None:
-        raise DatasetNotFoundError(f"celeba needs root=<folder holding celeba/>; get the data from {SOURCE}")
+    """CelebA's 40 attributes as binary tasks from a local ``root`` (holding ``celeba/``; default ``$MTL_CELEBA``)."""
+    root = user_root(root, "celeba", SOURCE, folder="<folder holding celeba/>")
     if int(size) < 8:
         raise ValueError(f"size must be at least 8, got {size}")
     from torchvision import transforms
 
     names = check_root(Path(root) / "celeba")
-    tf = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+    tf = transforms.Compose([_rgb, transforms.Resize((size, size)), transforms.ToTensor(),   # grayscale/RGBA JPEGs too
+                             transforms.Normalize(MEAN, STD)])
     cls = _torchvision_celeba(verify_md5)
     splits = {s: CelebAAttributes(cls(str(root), split=tv, target_type="attr", transform=tf, download=False), names)
               for s, tv in SPLITS.items()}

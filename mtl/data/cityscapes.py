@@ -42,7 +42,8 @@ def find_label_dir(root, label_dir: str | None) -> str:
 @register("cityscapes")
 def load_cityscapes(root=None, tasks=TASKS, label_dir: str | None = None, num_classes: int | None = None,
                     val_fraction: float = 0.1, seed: int = 0, preload: bool = True) -> DataBundle:
-    """CityScapes segmentation (7 or 19 classes) and disparity from MTAN's ``.npy`` layout under ``root``."""
+    """CityScapes segmentation (7 or 19 classes) and disparity from MTAN's ``.npy`` layout under ``root``
+    (default ``$MTL_CITYSCAPES``)."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"cityscapes has no task {unknown}; valid tasks: {TASKS}")

@@ -6,6 +6,7 @@ with -1 = ignore, ``depth`` H×W×1 (0 = invalid), ``normal`` H×W×3 unit vecto
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,14 @@ def to_tensor(field: str, a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.moveaxis(a, -1, 0).astype(np.float32))          # [C, H, W]
 
 
+def _load_npy(path: Path) -> np.ndarray:
+    """``np.load(path)``; an unreadable file raises ``ValueError`` naming it."""
+    try:
+        return np.load(path)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable .npy array ({e})") from e
+
+
 class NpyDenseDataset(Dataset):
     """Reads ``root/split/{image,<task fields>}/{i}.npy``; ``preload`` keeps every sample in memory."""
 
@@ -53,8 +62,8 @@ class NpyDenseDataset(Dataset):
 
     def _read(self, i: int):
         base = self.root / self.split
-        x = to_tensor("image", np.load(base / "image" / f"{i}.npy"))
-        y = {t: to_tensor(folder, np.load(base / folder / f"{i}.npy")) for t, folder in self.fields.items()}
+        x = to_tensor("image", _load_npy(base / "image" / f"{i}.npy"))
+        y = {t: to_tensor(folder, _load_npy(base / folder / f"{i}.npy")) for t, folder in self.fields.items()}
         return x, y
 
     def __len__(self) -> int:
@@ -73,6 +82,18 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class DatasetFormatError(ValueError):
     """A user-provided file exists but is not what the layout expects (shape, dtype, range, numbering)."""
+
+
+def user_root(root, name: str, source: str, env: str | None = None, folder: str = "<folder>") -> Path:
+    """Where user-provided dataset ``name`` lives: ``root`` if given, else ``$MTL_<NAME>`` (``env``),
+    else :class:`DatasetNotFoundError` naming both ways (nothing is ever downloaded)."""
+    env = env or f"MTL_{name.upper()}"
+    if root is None:
+        root = os.environ.get(env) or None
+    if root is None:
+        raise DatasetNotFoundError(f"{name} needs its data folder: pass root={folder} or set the environment "
+                                   f"variable {env}; get the data from {source} (nothing is downloaded)")
+    return Path(root).expanduser()
 
 
 def check_layout(root: Path, split: str, folders: list[str], source: str) -> int:
@@ -146,6 +167,7 @@ class CheckedNpyDataset(NpyDenseDataset):
     def __init__(self, root, split: str, fields: dict[str, str], kinds: dict[str, str], source: str,
                  num_classes: int | None = None, preload: bool = True, indices=None):
         self.kinds, self.num_classes, self.source = dict(kinds), num_classes, source
+        self._hw = None                                  # (path, H×W) of the first image read
         check_layout(Path(root), split, ["image", *fields.values()], source)
         super().__init__(root, split, fields, preload=preload, indices=indices)
 
@@ -160,7 +182,13 @@ class CheckedNpyDataset(NpyDenseDataset):
 
     def _read(self, i: int):
         base = self.root / self.split
-        img = self._load(base / "image" / f"{i}.npy", "image")
+        path = base / "image" / f"{i}.npy"
+        img = self._load(path, "image")
+        if self._hw is None:
+            self._hw = (path, img.shape[:2])
+        elif img.shape[:2] != self._hw[1]:             # would fail later in batching, without a name
+            raise DatasetFormatError(f"{path}: size {img.shape[:2]} differs from {self._hw[0]}'s {self._hw[1]}; "
+                                     "every image of a split must have the same H×W")
         x = to_tensor("image", img)
         y = {t: to_tensor(self.kinds[t], self._load(base / folder / f"{i}.npy", self.kinds[t], img.shape[:2]))
              for t, folder in self.fields.items()}

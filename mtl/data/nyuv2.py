@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import tasks as T
 from . import DataBundle, register
-from .dense import CheckedNpyDataset, DatasetNotFoundError, check_layout
+from .dense import CheckedNpyDataset, DatasetNotFoundError, check_layout, user_root
 
 SOURCE = ("the preprocessed NYUv2 of MTAN (https://github.com/lorenmt/mtan, download link in its README; "
           "also LibMTL's and Nash-MTL's NYUv2)")
@@ -39,12 +39,12 @@ def holdout(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int
 
 
 def require_root(root, name: str, source: str) -> Path:
-    if root is None:
-        raise DatasetNotFoundError(f"{name} needs root=<folder>; get the data from {source} (nothing is downloaded)")
-    if not Path(root).is_dir():
+    """``root``, else ``$MTL_<NAME>`` (:func:`mtl.data.dense.user_root`), which must be a folder."""
+    root = user_root(root, name, source)
+    if not root.is_dir():
         raise DatasetNotFoundError(f"{name} root {root} does not exist; expected <root>/{{train,val}}/<field>/<i>.npy "
                                    f"from {source}")
-    return Path(root)
+    return root
 
 
 def dense_bundle(name: str, root: Path, tasks, folders: dict, kinds: dict, task_factories: dict, source: str,
@@ -69,7 +69,7 @@ def dense_bundle(name: str, root: Path, tasks, folders: dict, kinds: dict, task_
 
 @register("nyuv2")
 def load_nyuv2(root=None, tasks=TASKS, val_fraction: float = 0.1, seed: int = 0, preload: bool = True) -> DataBundle:
-    """NYUv2 (13-class segmentation, depth, normals) from MTAN's ``.npy`` layout under ``root``."""
+    """NYUv2 (13-class segmentation, depth, normals) from MTAN's ``.npy`` layout under ``root`` (default ``$MTL_NYUV2``)."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"nyuv2 has no task {unknown}; valid tasks: {TASKS}")

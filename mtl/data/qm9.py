@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from torch.utils.data import Dataset
 from .. import tasks as T
 from ..paths import cache_dir
 from . import DataBundle, register
+from .cache import cached_entry, load_tensors_checked, save_tensors
 
 PROCESSING_VERSION = 1
 HARTREE_TO_EV = 27.211386246            # CODATA 2018, as PyG
@@ -141,18 +141,20 @@ def _check_parse(df, symbols: str, xyz: np.ndarray, ptr: np.ndarray) -> None:
 
 
 def load_tensors(cache: Path | None = None) -> tuple[dict[str, torch.Tensor], dict]:
-    """The processed tensors, from the cache when it matches the source, else parsed and cached atomically."""
+    """The processed tensors, from the cache when it matches the source (and verifies), else parsed
+    and cached atomically under a lock (:mod:`mtl.data.cache`)."""
     files = source_files()
     key = cache_key(files)
     path = (Path(cache) if cache else cache_dir() / "qm9") / f"qm9_v{PROCESSING_VERSION}_{key}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=True), {"cache": str(path), "parsed": False}
-    data = parse_csv(files)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
-    return data, {"cache": str(path), "parsed": True}
+
+    def shapes(d):
+        atoms = int(d["ptr"][-1])
+        return {"z": (atoms,), "pos": (atoms, 3), "ptr": (N_MOLECULES + 1,), "y": (N_MOLECULES, len(TARGETS)),
+                "index": (N_MOLECULES,)}
+
+    data, parsed = cached_entry(path, lambda p: load_tensors_checked(p, shapes),
+                                lambda tmp: save_tensors(parse_csv(files), tmp))
+    return data, {"cache": str(path), "parsed": parsed}
 
 
 # ----------------------------------------------------------------------------- graphs

@@ -22,6 +22,7 @@ from ..checks import check_count
 from .. import tasks as T
 from ..paths import cache_dir
 from . import DataBundle, register
+from .cache import cached_entry
 from .dense import FIELDS, NpyDenseDataset
 
 GENERATOR_VERSION = 1
@@ -315,18 +316,16 @@ def camera(room: Room, rng: np.random.Generator):
 # ----------------------------------------------------------------------------- generation and cache
 
 
-def generate(cfg: SceneConfig, root) -> None:
-    """Render every split into ``root`` (NYUv2 ``.npy`` layout plus ``meta.json``), atomically."""
+def render_into(cfg: SceneConfig, folder) -> None:
+    """Render every split into ``folder`` (NYUv2 ``.npy`` layout plus ``meta.json`` listing each file's size)."""
     from pathlib import Path
 
-    root = Path(root)
-    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    folder = Path(folder)
     meta = {"config": asdict(cfg), "version": GENERATOR_VERSION, "classes": CLASSES, "splits": {}}
     counts = {"train": cfg.train_scenes, "val": cfg.val_scenes, "test": cfg.test_scenes}
     for s_id, (split, n_scenes) in enumerate(counts.items()):
         for field in ("image", "label", "depth", "normal", "edge"):
-            (tmp / split / field).mkdir(parents=True, exist_ok=True)
+            (folder / split / field).mkdir(parents=True, exist_ok=True)
         rows, i = [], 0
         for scene in range(n_scenes):
             rng = np.random.default_rng([cfg.seed, s_id, scene])
@@ -335,23 +334,58 @@ def generate(cfg: SceneConfig, root) -> None:
                 eye, yaw, pitch = camera(room, rng)
                 out = render(room, eye, yaw, pitch, cfg.height, cfg.width, cfg.fov_deg, rng)
                 for field, arr in out.items():
-                    np.save(tmp / split / field / f"{i}.npy", arr)
+                    np.save(folder / split / field / f"{i}.npy", arr)
                 rows.append({"scene": scene, "scan": scan})
                 i += 1
         meta["splits"][split] = rows
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(root, ignore_errors=True)
-    os.replace(tmp, root)
+    meta["files"] = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*.npy"))}
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def generate(cfg: SceneConfig, root) -> None:
+    """Render every split into ``root``, atomically (a temporary folder renamed into place)."""
+    from pathlib import Path
+
+    root = Path(root)
+    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        render_into(cfg, tmp)
+        shutil.rmtree(root, ignore_errors=True)
+        os.replace(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def verify(root) -> dict:
+    """The cache's ``meta.json`` after checking that every file it lists has its recorded size
+    (caches written before sizes were recorded: every split/field holds one file per scan);
+    raises ``ValueError`` naming the first missing or damaged file."""
+    from pathlib import Path
+
+    root = Path(root)
+    meta = json.loads((root / "meta.json").read_text())
+    if "files" in meta:
+        expected = meta["files"]
+    else:
+        expected = {f"{s}/{f}/{i}.npy": None for s, rows in meta["splits"].items()
+                    for f in ("image", "label", "depth", "normal", "edge") for i in range(len(rows))}
+    for rel, size in expected.items():
+        p = root / rel
+        if not p.is_file():
+            raise ValueError(f"missing {p}")
+        if size is not None and p.stat().st_size != size:
+            raise ValueError(f"{p} has {p.stat().st_size} bytes, meta.json records {size}")
+    return meta
 
 
 def ensure(cfg: SceneConfig, root=None):
-    """The cache folder of ``cfg``, rendering it first if it is missing."""
+    """The cache folder of ``cfg``, rendered first if it is missing or fails :func:`verify`
+    (built once under a lock when several processes ask at once; see :mod:`mtl.data.cache`)."""
     from pathlib import Path
 
     root = Path(root) if root else cache_dir() / "scenes" / cfg.key()
-    if not (root / "meta.json").exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        generate(cfg, root)
+    cached_entry(root, verify, lambda tmp: render_into(cfg, tmp))
     return root
 
 
@@ -369,7 +403,7 @@ def load_scenes(tasks=TASKS, height: int = 48, width: int = 64, train_scenes: in
         raise ValueError(f"height and width must be multiples of 8 (the SegNet pools 3 times), got {height}×{width}")
     cfg = SceneConfig(height, width, train_scenes, val_scenes, test_scenes, scans_per_scene, seed)
     path = ensure(cfg, root)
-    meta = json.loads((path / "meta.json").read_text())
+    meta = json.loads((path / "meta.json").read_text())                    # verified by ensure
     factories = {"segmentation": lambda: T.segmentation("segmentation", len(CLASSES)), "depth": T.depth,
                  "normal": T.normal, "edge": T.edge}
     task_list = [factories[t]() for t in tasks]

@@ -96,6 +96,10 @@ def aggregate(name: str, jacobian, losses=None, **hparams):
         losses = torch.as_tensor(losses, dtype=J.dtype, device=J.device).reshape(-1)
         if losses.numel() != J.shape[0]:
             raise ValueError(f"{losses.numel()} losses for a Jacobian of {J.shape[0]} tasks")
+    for what, x in (("jacobian", J), ("losses", losses)):   # NaN/inf would come back as a NaN direction
+        if x is not None and not torch.isfinite(x).all():
+            rows = sorted({int(i) for i in (~torch.isfinite(x)).nonzero()[:, 0]})
+            raise ValueError(f"{what} has non-finite values (NaN or inf) in task rows {rows}; every entry must be finite")
     return create(name, **hparams).aggregate(J, losses)
 
 
