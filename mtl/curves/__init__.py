@@ -8,31 +8,7 @@ rules for :func:`mtl.train.fit`; :func:`recalibrate_bn` recomputes BatchNorm sta
 """
 from __future__ import annotations
 
-from ..registry import Registry
-
-FAMILIES = Registry("curve family")
-
-
-def register(name: str, **meta):
-    """Decorator: register a family with its :class:`~mtl.registry.Info` fields (``label``, ``paper``)."""
-    return FAMILIES.register(name, **meta)
-
-
-def names(pattern: str = "*") -> list[str]:
-    """Every registered curve family (``nurbs``, ``bezier``, ``polychain``, ``simplex``)."""
-    return FAMILIES.names(pattern)
-
-
-def info(name: str):
-    """Label and paper of family ``name``."""
-    return FAMILIES.info(name)
-
-
-def create(name: str, n_points: int, **kwargs):
-    """The coefficient map of family ``name`` over ``n_points`` control points (members for ``simplex``)."""
-    return FAMILIES.create(name, n_points=n_points, **kwargs)
-
-
+from ._registry import FAMILIES, create, info, names, register  # noqa: F401
 from ._families import Bezier, CurveFamily, NURBS, PolyChain, Simplex, bspline_basis, clamped_knots  # noqa: E402
 from ._model import CurveModel, SimplexModel, WeightSpaceModel, curve_model, recalibrate_bn, simplex_model  # noqa: E402
 from ._extra import ExtraStep, default_control_points, default_groups  # noqa: E402

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_count
-from . import register
+from ._registry import register
 
 
 class CurveFamily(nn.Module):

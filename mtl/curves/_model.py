@@ -18,7 +18,7 @@ from torch.func import functional_call
 
 from ..models.base import MultiTaskModel
 from ..train import to_device
-from . import create
+from ._registry import create
 from ._families import CurveFamily, Simplex
 
 

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 from ..checks import check_count
 from .. import tasks as T
 from ..paths import cache_dir
-from . import DataBundle, register
+from ._registry import DataBundle, register
 from .cache import cached_entry, load_tensors_checked, save_tensors
 
 GENERATOR_VERSION = 1

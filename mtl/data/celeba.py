@@ -17,7 +17,7 @@ from pathlib import Path
 from torch.utils.data import Dataset, Subset
 
 from .. import tasks as T
-from . import DataBundle, register
+from ._registry import DataBundle, register
 from .dense import DatasetFormatError, DatasetNotFoundError, user_root
 
 SOURCE = "CelebA (https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, 'Align&Cropped Images' and 'Anno'/'Eval' files)"

@@ -10,7 +10,7 @@ papers. Validation is a seeded hold-out of train, as for :mod:`mtl.data.nyuv2`.
 from __future__ import annotations
 
 from .. import tasks as T
-from . import DataBundle, register
+from ._registry import DataBundle, register
 from .dense import DatasetNotFoundError, DatasetFormatError
 from .nyuv2 import dense_bundle, require_root
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
 from ..checks import check_count
-from . import DataBundle
+from ._registry import DataBundle
 
 NOISY_KINDS = ("segmentation", "depth", "normal")
 DEPTH_FLOOR = 1e-6                # a noisy valid depth never becomes 0 (= invalid)

@@ -23,7 +23,7 @@ from torch.utils.data import TensorDataset
 
 from ..checks import check_count
 from .. import tasks as T
-from . import DataBundle, register
+from ._registry import DataBundle, register
 
 MEAN, STD = 0.1307, 0.3081
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import tasks as T
-from . import DataBundle, register
+from ._registry import DataBundle, register
 from .dense import CheckedNpyDataset, DatasetNotFoundError, check_layout, user_root
 
 SOURCE = ("the preprocessed NYUv2 of MTAN (https://github.com/lorenmt/mtan, download link in its README; "

@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from .. import tasks as T
 from ..paths import cache_dir
-from . import DataBundle, register
+from ._registry import DataBundle, register
 from .cache import cached_entry, load_tensors_checked, save_tensors
 
 PROCESSING_VERSION = 1

@@ -21,7 +21,7 @@ import numpy as np
 from ..checks import check_count
 from .. import tasks as T
 from ..paths import cache_dir
-from . import DataBundle, register
+from ._registry import DataBundle, register
 from .cache import cached_entry
 from .dense import FIELDS, NpyDenseDataset
 

@@ -6,7 +6,7 @@ from typing import Callable
 from torch import nn
 
 from ..tasks import Task
-from . import BACKBONES
+from ._registry import BACKBONES
 
 
 class Stage(nn.Module):

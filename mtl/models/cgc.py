@@ -9,7 +9,7 @@ Shared experts are shared; task t's experts, gate and head belong to task t.
 from __future__ import annotations
 
 from ..checks import check_count
-from . import ARCHITECTURES
+from ._registry import ARCHITECTURES
 from .mmoe import Gate, MixtureOfExperts
 
 

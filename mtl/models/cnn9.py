@@ -13,7 +13,7 @@ from torch import nn
 
 from ..checks import check_count
 from ..tasks import Task
-from . import BACKBONES
+from ._registry import BACKBONES
 from .backbones import Backbone, Stage
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import ARCHITECTURES
+from ._registry import ARCHITECTURES
 from .base import PartitionedModel
 
 

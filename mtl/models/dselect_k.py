@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..checks import check_count
-from . import ARCHITECTURES
+from ._registry import ARCHITECTURES
 from .mmoe import MixtureOfExperts, pooled
 
 EPSILON = 1e-6

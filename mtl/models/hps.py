@@ -1,7 +1,7 @@
 """Hard parameter sharing: one shared encoder, one head per task (Caruana 1997)."""
 from __future__ import annotations
 
-from . import ARCHITECTURES
+from ._registry import ARCHITECTURES
 from .base import MultiTaskModel
 
 

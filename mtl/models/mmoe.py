@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..checks import check_count
-from . import ARCHITECTURES
+from ._registry import ARCHITECTURES
 from .base import PartitionedModel
 
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_count
-from . import BACKBONES
+from ._registry import BACKBONES
 from .backbones import Backbone
 from .cnn9 import linear_head
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import ARCHITECTURES
+from ._registry import ARCHITECTURES
 from .base import PartitionedModel
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..checks import check_count
-from . import ARCHITECTURES
+from ._registry import ARCHITECTURES
 from .backbones import run_stages
 from .cgc import expert_layout
 from .mmoe import Gate, MixtureOfExperts, mix

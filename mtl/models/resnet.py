@@ -14,7 +14,7 @@ from torch import nn
 from torchvision.models import resnet as tvm
 
 from ..checks import check_count
-from . import BACKBONES
+from ._registry import BACKBONES
 from .backbones import Backbone, Stage, upsample_head
 
 OUTPUT_STRIDE = 8

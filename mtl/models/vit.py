@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import BACKBONES
+from ._registry import BACKBONES
 from .backbones import Backbone, Stage, upsample_head
 from .pretrained import create_vit, timm_module
 

@@ -6,6 +6,8 @@ rows); :func:`method_of` resolves either spelling to the registry entry through 
 """
 from __future__ import annotations
 
+from ..weighting import WEIGHTINGS
+
 NOT_METHODS = ("Single-task", "Grid Search")   # reference rows that are protocols, not weightings
 
 
@@ -17,9 +19,8 @@ def method_of(row: str) -> str | None:
     """
     if row in NOT_METHODS:
         return None
-    from .weighting import WEIGHTINGS
-
     return WEIGHTINGS.resolve(row)
+
 
 # seed 004 (Guo et al., "Revisit the Imbalance Optimization in MTL"), Tables II and III, NYUD-v2, per metric.
 # Columns: Seg. mIoU ↑, Dep. RMSE ↓, Norm. mErr ↓, Edge odsF ↑, Δm% ↑ (improvement convention).

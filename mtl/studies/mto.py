@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .. import claims, profiles
+from .. import weighting as W
 from . import _common as study
 from ..metrics import delta_m, mean_rank
 from ._paper import (FIXED, SEED002_TABLE2, SEED002_TABLE2_COLUMNS, SEED004_TABLE2_DELTA,  # noqa: F401
@@ -36,12 +37,9 @@ def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
     return profiles.setup("mto", Params, profile, out_dir)
 
 
-
 def label(name: str) -> str:
     """The label tables and figures print for method ``name`` (the registry's, as the papers spell it)."""
-    from ..weighting import label as registry_label
-
-    return registry_label(name)
+    return W.label(name)
 
 
 def run_dataset(out_dir, cfg: dict) -> dict:

@@ -6,7 +6,7 @@ import torch
 from scipy.optimize import minimize
 
 from ..checks import check_positive
-from . import register
+from ._registry import register
 from ._linalg import normalized
 from .gradient import GradientWeighting
 

@@ -25,7 +25,7 @@ import torch
 
 from ..checks import check_positive
 from ..jacobian import jacobian, representation_grads, write_grads
-from . import create, register
+from ._registry import create, register
 from ._linalg import gram
 from .base import StepContext, Weighting
 

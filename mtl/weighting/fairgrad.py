@@ -6,7 +6,7 @@ import torch
 from scipy.optimize import least_squares
 
 from ..checks import check_positive
-from . import register
+from ._registry import register
 from ._linalg import norms_from_gram, normalized
 from .gradient import GradientWeighting
 from .nashmtl import active_rows, clip_weights

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..checks import check_positive
-from . import register
+from ._registry import register
 from ..jacobian import block_gramian, write_grads
 from ._bilevel import BilevelWeighting, losses_at, trainable, virtual_steps
 from ._linalg import normalized, psd_root, require

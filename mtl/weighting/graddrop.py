@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import check_positive
-from . import register
+from ._registry import register
 from .base import StepContext
 from .gradient import GradientWeighting
 

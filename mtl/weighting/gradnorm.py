@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..checks import check_positive
-from . import register
+from ._registry import register
 from ._linalg import lazy_parameter, materialize, norms_from_gram
 from .base import StepContext
 from .gradient import GradientWeighting

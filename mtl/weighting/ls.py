@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from . import register
+from ._registry import register
 from .base import LossWeighting
 
 

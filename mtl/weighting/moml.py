@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import register
+from ._registry import register
 from ._bilevel import BilevelWeighting, losses_at, trainable, virtual_steps
 from ._linalg import min_norm_weights
 from .base import StepContext

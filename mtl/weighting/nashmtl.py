@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..checks import check_count, check_positive
-from . import register
+from ._registry import register
 from ._linalg import norms_from_gram, psd_root, require
 from .gradient import GradientWeighting
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import register
+from ._registry import register
 from .gradient import GradientWeighting
 
 

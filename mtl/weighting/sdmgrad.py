@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..checks import check_count, check_positive
-from . import register
+from ._registry import register
 from ._linalg import project_simplex
 from ._threebatch import cross_gram
 from .base import StepContext

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..checks import check_positive
-from . import register
+from ._registry import register
 from ._linalg import dual_cone_weights, normalized
 from .gradient import GradientWeighting
 

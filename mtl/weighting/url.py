@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import create, register
+from ._registry import create, register
 from .base import StepContext, Weighting
 
 

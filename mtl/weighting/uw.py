@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import register
+from ._registry import register
 from ._linalg import lazy_parameter, materialize
 from .base import LossWeighting, StepContext
 
