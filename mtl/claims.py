@@ -31,7 +31,40 @@ def verdict(id: str, verdict: str, paper: str, ours: str, evidence: str, **extra
     return {"id": id, "verdict": verdict, "paper": paper, "ours": ours, "evidence": evidence, **extra}
 
 
+def recorded_threads(out_dir: str | Path) -> dict[int, int]:
+    """How many finished runs under ``out_dir`` were made with each torch thread count (``info["threads"]``)."""
+    counts: dict[int, int] = {}
+    for f in sorted(Path(out_dir).rglob("metrics.json")):
+        if ".corrupt" in f.parts:
+            continue
+        threads = json.loads(f.read_text()).get("info", {}).get("threads")
+        if threads is not None:
+            counts[int(threads)] = counts.get(int(threads), 0) + 1
+    return counts
+
+
+def threads_note(counts: dict[int, int], current: int | None = None) -> str | None:
+    """One line when runs were made with different thread counts, or with another count than ``current``."""
+    if not counts:
+        return None
+    made = ", ".join(f"{n} run(s) with {t} thread(s)" for t, n in sorted(counts.items()))
+    if len(counts) > 1:
+        return (f"the runs were made with different torch thread counts ({made}); CPU results are bit-identical "
+                f"only at the same count, so re-training them all at one count can move these numbers slightly")
+    if current is not None and current not in counts:
+        return (f"the runs were made with {next(iter(counts))} torch thread(s) and this process trains with "
+                f"{current}: a run re-trained here would differ slightly (pin 'threads' in the spec to match)")
+    return None
+
+
 def write_claims(out_dir: str | Path, claims: list[dict]) -> Path:
+    """``claims.json`` in ``out_dir``; when its runs mix torch thread counts, every claim says so
+    (``"threads"``: the counts and a one-line note, also shown by :func:`mtl.report.verdict_markdown`)."""
+    counts = recorded_threads(out_dir)
+    note = threads_note(counts)
+    if note:
+        claims = [{**c, "threads": {"counts": {str(t): n for t, n in sorted(counts.items())}, "note": note}}
+                  for c in claims]
     path = Path(out_dir) / "claims.json"
     write_json(path, claims)
     return path

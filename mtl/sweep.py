@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Callable, Mapping, Sequence
 
-import torch
-
 from .checks import check_count
-from .experiment import RunSpec, train_run
+from .experiment import RunSpec, pinned_threads, train_run
 
 
 @dataclass(frozen=True)
@@ -76,15 +74,11 @@ class SweepError(RuntimeError):
 
 def execute(job: Job, threads: int | None = None) -> Outcome:
     """Run ``job`` with torch pinned to ``threads`` threads (restored after); errors are returned, not raised."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
     try:
-        return Outcome(job())
+        with pinned_threads(threads):
+            return Outcome(job())
     except Exception as e:  # noqa: BLE001 - reported with the job; the sweep goes on
         return Outcome(None, f"{type(e).__name__}: {e}", traceback.format_exc())
-    finally:
-        torch.set_num_threads(before)
 
 
 class Serial:
