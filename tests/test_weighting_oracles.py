@@ -363,3 +363,10 @@ def test_three_batch_products_match_jacobians():
 
     torch.testing.assert_close(cross_product(ctx([b2, b1]), shared, lam), J1 @ (J2.T @ lam), rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(cross_gram(ctx([b1, b2]), shared), J1 @ J2.T, rtol=1e-5, atol=1e-7)
+
+
+def test_stch_refuses_a_loss_its_logarithm_cannot_take():
+    w = W.create("stch")
+    with pytest.raises(ValueError, match=r"every loss must be positive.*\{1: 0.0\}"):
+        w.weights(torch.tensor([0.5, 0.0]))
+    assert torch.allclose(w.weights(torch.tensor([0.5, 2.0])), torch.tensor([2.0, 0.5]))
