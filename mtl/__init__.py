@@ -20,7 +20,8 @@ def _version() -> str:
         import tomllib
         from pathlib import Path
 
-        return tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]["version"]
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        return tomllib.loads(pyproject.read_text())["project"]["version"]
 
 
 __version__ = _version()

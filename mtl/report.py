@@ -40,7 +40,8 @@ def paper_beside(ours: pd.DataFrame, ref: dict) -> pd.DataFrame:
         for c in cols:
             if c not in prow:
                 continue
-            mine = ours.loc[method, c] if (ours is not None and method in ours.index and c in ours.columns) else float("nan")
+            has_mine = ours is not None and method in ours.index and c in ours.columns
+            mine = ours.loc[method, c] if has_mine else float("nan")
             if c.split("/")[-1] in PERCENT_METRICS:
                 mine = mine * 100
             row[(metric_label(c), "paper")] = prow[c]

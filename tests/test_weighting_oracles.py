@@ -256,7 +256,8 @@ def test_excessmtl_weights_sum_to_T():
     assert abs(float(wk.sum()) - 3) < 1e-9 and wk[2] > wk[0] + 1e-4 and wk[2] > wk[1] + 1e-4
 
 
-# ----------------------------------------------------------------------------- loss weightings: weights = the paper's gradient
+# ----------------------------------------------------------------------------- loss weightings
+# weights = the paper's gradient
 def _grad_of(scalar_fn, L):
     L = L.clone().requires_grad_()
     (g,) = torch.autograd.grad(scalar_fn(L), L)

@@ -8,7 +8,8 @@ from ._registry import register
 from .base import LossWeighting, StepContext
 
 
-@register("stch", label="STCH", paper="Lin et al. 2024, https://arxiv.org/abs/2402.19078", needs="losses", stateful=True)
+@register("stch", label="STCH", paper="Lin et al. 2024, https://arxiv.org/abs/2402.19078", needs="losses",
+          stateful=True)
 class STCH(LossWeighting):
     """STCH, Lin et al. 2024 Eq. 5 (https://arxiv.org/abs/2402.19078), as in LibMTL's STCH.
 
