@@ -141,7 +141,8 @@ class RunSpec:
              "train": _canonical_train(self.train), "weighting": self.weighting,
              "weighting_kw": _without_defaults(self.weighting_kw, W.WEIGHTINGS.get(self.weighting))}
         optional = {"name": self.name, "tasks": None if self.tasks is None else list(self.tasks),
-                    "architecture_kw": _without_defaults(self.architecture_kw or {}, ARCHITECTURES.get(self.architecture)),
+                    "architecture_kw": _without_defaults(self.architecture_kw or {},
+                                                         ARCHITECTURES.get(self.architecture)),
                     "corruption": _without_defaults(self.corruption or {}, corrupt),
                     "save_model": self.save_model or None,
                     "probes": [{"kind": q["kind"], **_without_defaults({k: v for k, v in q.items() if k != "kind"},
