@@ -47,6 +47,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from .experiment import RunSpec, load_data
 from .runs import canonical, write_json
 
 KINDS = ("segmentation", "classification", "depth", "normal", "edge", "regression", "binary")
@@ -205,8 +206,6 @@ def trivial_metrics(bundle, split: str = "test") -> dict[str, dict[str, float]]:
 
 def dataset_key(spec) -> dict:
     """The canonical dataset part of a run spec: ``{"dataset", "dataset_kw"}`` (defaults left out)."""
-    from .experiment import RunSpec
-
     p = RunSpec.from_dict(spec).params()
     return {"dataset": p["dataset"], "dataset_kw": p["dataset_kw"]}
 
@@ -223,8 +222,6 @@ def trivial_record(spec, split: str = "test") -> dict:
     """The trivial predictors of the clean dataset of ``spec`` (a RunSpec or its dict, e.g. a
     ``config.json``) and their metrics on ``split``, computed once per process for all its tasks:
     ``{"dataset", "dataset_kw", "split", "hash", "predictors": {task: ...}, "metrics": {task: ...}}``."""
-    from .experiment import load_data
-
     key = dataset_key(spec)
     h = dataset_hash(spec)
     if (h, split) not in _CACHE:
@@ -240,8 +237,6 @@ def trivial_for_spec(spec, split: str = "test", out_dir=None) -> dict[str, dict[
     """``{task: {metric: value}}`` of the trivial predictors for the tasks of ``spec`` (all when it
     names none), cached per process by dataset; with ``out_dir`` also recorded as
     ``<out_dir>/trivial-<dataset hash>.json`` (atomic) for a section to show."""
-    from .experiment import RunSpec
-
     rec = trivial_record(spec, split)
     tasks = RunSpec.from_dict(spec).tasks or tuple(rec["metrics"])
     missing = [t for t in tasks if t not in rec["metrics"]]
@@ -254,8 +249,6 @@ def trivial_for_spec(spec, split: str = "test", out_dir=None) -> dict[str, dict[
 
 def primary_directions(spec) -> dict[str, dict[str, bool]]:
     """``{task: {primary metric: higher_is_better}}`` for the tasks of ``spec``."""
-    from .experiment import RunSpec
-
     bundle = RunSpec.from_dict(spec).build_data(corrupted=False)
     return {t.name: t.primary_directions() for t in bundle.tasks}
 
@@ -403,7 +396,7 @@ def gate_runs(records: Sequence[Mapping], trivial: Mapping[str, Mapping[str, flo
         dirs = {t: d for t, d in dirs.items() if t in metrics}
         if not dirs:
             raise ValueError(f"run {name} has none of the tasks in directions; it has {sorted(metrics)}")
-        a = gate(metrics, triv, dirs, rec.get("history", []), rules)
+        a = gate(metrics, triv, dirs, rec.get("history") or [], rules)
         runs[name] = a
         cells = [(t, m, c) for t, d in a.per_task.items() for m, c in d.items()]
         gf = [f"{t} {c['gap']['text']}" for t, m, c in cells if not c["gap"]["passed"]]
