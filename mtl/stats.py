@@ -30,6 +30,7 @@ DIRECTIONS = ("greater", "less")
 VERDICTS = ("supports", "contradicts", "inconclusive")
 POWER = 0.8          # target power of seeds_needed
 MAX_SEEDS = 10_000   # beyond this many seeds an effect counts as out of reach
+MIN_UNITS, MIN_SEEDS_RHO = 4, 3   # smallest correlation design whose null error rates stay ≤ α (tested)
 
 _SUP, _CON, _INC = 0, 1, 2   # verdict codes of the vectorised core (indices into VERDICTS)
 
@@ -98,6 +99,15 @@ class Rule:
 
 # ----------------------------------------------------------------------------- the vectorised core
 
+def critical_t(n, alpha: float = 0.05):
+    """The half-width factor of the two-sided ``1 − α`` CI from n paired seeds: ``t(1 − α/2, n − 1)``.
+
+    >>> round(float(critical_t(3)), 3), round(float(critical_t(10)), 3)
+    (4.303, 2.262)
+    """
+    return _st.t.ppf(1 - alpha / 2, np.asarray(n) - 1)
+
+
 def _sign(rule: Rule) -> float:
     return 1.0 if rule.direction == "greater" else -1.0
 
@@ -110,12 +120,13 @@ def _core(e, se, df, rule: Rule):
     threshold; ``p_c`` likewise for ``contradicts``. Broadcasts over arrays.
     """
     e, se = np.asarray(e, float), np.asarray(se, float)
-    tc = _st.t.ppf(1 - rule.alpha / 2, df)
+    tc = critical_t(df + 1, rule.alpha)
     lo, hi = e - tc * se, e + tc * se
 
     def tstat(x):   # x / se with x / 0 = ±inf and 0 / 0 = 0 (a zero-variance sample)
+        x = np.asarray(x, float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(se > 0, x / np.where(se > 0, se, 1.0), np.sign(x) * np.inf)
+            return np.where(se > 0, x / np.where(se > 0, se, 1.0), np.where(x == 0, 0.0, np.sign(x) * np.inf))
 
     def upper(t):   # 2·P(T ≥ t), at most 1
         return np.minimum(1.0, 2 * _st.t.sf(t, df))
@@ -127,8 +138,6 @@ def _core(e, se, df, rule: Rule):
         t = tstat(e)
         p_s, p_c = upper(t), lower(t)
         big = np.abs(e) >= rule.floor
-        p_s = np.where(e == 0, 1.0, p_s)
-        p_c = np.where(e == 0, 1.0, p_c)
         sup, con = (p_s <= rule.alpha) & big, (p_c <= rule.alpha) & big
     elif rule.kind == "non-inferiority":
         t = tstat(e + rule.margin)
@@ -165,9 +174,9 @@ def _power(n, deltas, sd, alpha):
     """Power of the paired t test with n seeds: the probability that the one-sided bound(s) at level
     α/2 clear distance(s) ``deltas`` from the observed mean; for two distances (TOST) the Bonferroni
     lower bound ``P(A) + P(B) − 1`` on passing both."""
-    tc = _st.t.ppf(1 - alpha / 2, n - 1)
+    tc = critical_t(n, alpha)
     pw = [_st.nct.sf(tc, n - 1, delta * np.sqrt(n) / sd) for delta in deltas]
-    return pw[0] if len(pw) == 1 else pw[0] + pw[1] - (len(pw) - 1)
+    return pw[0] if len(pw) == 1 else pw[0] + pw[1] - 1
 
 
 def _seeds_for(deltas, sd, alpha) -> int | None:
@@ -427,8 +436,9 @@ def correlation(x_by_seed, y_by_seed, rule: Rule) -> Decision:
     """A correlation claim about units (methods, tasks), judged within seed: per seed the Spearman ρ
     over the units, then a one-sample t test of the per-seed ρ against 0 on ``n_seeds − 1`` df
     (the superiority rule: CI excludes 0 in the claimed direction and ``|mean ρ| ≥ floor``). The
-    (unit × seed) points are never pooled. ``x_by_seed[seed][unit]``; units need not be in any order
-    but must be the same in x and y.
+    (unit × seed) points are never pooled. Fewer than 4 units or 3 seeds give ``inconclusive``: ρ then
+    takes so few values that equal ρ in every seed (zero spread) is common under the null.
+    ``x_by_seed[seed][unit]``, ``y_by_seed`` alike: the same units in the same order.
 
     >>> x = [[1, 2, 3, 4, 5]] * 3
     >>> correlation(x, [[1, 3, 2, 4, 5], [2, 1, 3, 5, 4], [1, 2, 4, 3, 5]], Rule("correlation")).verdict
@@ -439,12 +449,17 @@ def correlation(x_by_seed, y_by_seed, rule: Rule) -> Decision:
     x, y = np.asarray(x_by_seed, float), np.asarray(y_by_seed, float)
     if x.shape != y.shape or x.ndim != 2:
         raise ValueError(f"x and y need the same [seed, unit] shape, got {x.shape} and {y.shape}")
-    if x.shape[1] < 3:
-        raise ValueError(f"a rank correlation over units needs at least 3 units, got {x.shape[1]}")
-    rho = spearman_by_seed(x, y)
+    rho = spearman_by_seed(x, y) if x.shape[1] >= 2 else np.full(x.shape[0], np.nan)
+    what = f"mean per-seed Spearman ρ over {x.shape[1]} units"
+    if x.shape[1] < MIN_UNITS or x.shape[0] < MIN_SEEDS_RHO:
+        est = float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan")
+        return Decision("inconclusive", est, float("nan"), (float("nan"), float("nan")), x.shape[0], None, None,
+                        rule, f"{what} = {est:+.3g} from {x.shape[0]} seeds: a rank correlation needs at least "
+                              f"{MIN_UNITS} units and {MIN_SEEDS_RHO} seeds (with fewer, ρ takes so few values that "
+                              f"the t test errs more often than α)")
     if np.isnan(rho).any():
         raise ValueError(f"seed(s) {np.flatnonzero(np.isnan(rho)).tolist()} have all-tied values; ρ is undefined")
-    return _one_sample(rho, rule, f"mean per-seed Spearman ρ over {x.shape[1]} units", "seeds")
+    return _one_sample(rho, rule, what, "seeds")
 
 
 def kendall_w(ranks) -> np.ndarray:

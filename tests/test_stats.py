@@ -4,6 +4,7 @@ Null simulations run each rule 4000 times on synthetic paired seeds (n = 3, 5, 1
 Student-t(3) noise) and bound the false ``supports`` and false ``contradicts`` rates by
 5 % + 3 Monte Carlo SE. They call the vectorised core (``verdicts``), which a test pins to ``paired``.
 """
+import json
 import math
 
 import numpy as np
@@ -160,6 +161,11 @@ def test_combine_all_and_any():
     c = S.combine([win, tie], "all", names=["seg", "depth"])
     assert [d.verdict for d in c.parts] == ["supports", "inconclusive"] and "seg: supports" in c.text
     assert c.to_dict()["rule"]["multiplicity"] == "holm"
+    # the conjunction waits on its inconclusive part; both summaries are plain JSON
+    assert c.seeds_needed == tie.seeds_needed is not None
+    assert json.loads(json.dumps(c.to_dict()))["rule"]["parts"][0] == {"kind": "superiority", "alpha": 0.05,
+                                                                       "direction": "greater"}
+    assert json.loads(json.dumps(tie.to_dict()))["seeds_needed"] == tie.seeds_needed
     with pytest.raises(ValueError, match="'all', 'any'"):
         S.combine([win], "most")
 
@@ -324,7 +330,7 @@ def test_spearman_by_seed_matches_scipy():
 
 
 @pytest.mark.parametrize("n", SEEDS)
-@pytest.mark.parametrize("units", [5, 8])
+@pytest.mark.parametrize("units", [4, 5, 8])
 @pytest.mark.parametrize("noise", NOISE)
 def test_correlation_null_under_independence(n, units, noise):
     rng = np.random.default_rng([n, units, len(noise)])
@@ -359,10 +365,16 @@ def test_correlation_never_pools_unit_by_seed_points():
 def test_correlation_input_errors():
     with pytest.raises(ValueError, match="kind 'correlation'"):
         S.correlation([[1, 2, 3]], [[1, 2, 3]], Rule("superiority"))
-    with pytest.raises(ValueError, match="at least 3 units"):
-        S.correlation([[1, 2]], [[1, 2]], Rule("correlation"))
     with pytest.raises(ValueError, match="all-tied"):
-        S.correlation([[1, 1, 1], [1, 2, 3]], [[1, 2, 3], [1, 2, 3]], Rule("correlation"))
+        S.correlation([[1, 1, 1, 1], [1, 2, 3, 4], [1, 2, 3, 4]], [[1, 2, 3, 4]] * 3, Rule("correlation"))
+
+
+@pytest.mark.parametrize("units, seeds", [(3, 5), (4, 2), (2, 3)])
+def test_correlation_too_small_a_design_is_inconclusive_with_reason(units, seeds):
+    """With 3 units and 3 seeds the t test on ρ would falsely support 7 % of the time (ρ takes 4 values)."""
+    x = np.tile(np.arange(units, dtype=float), (seeds, 1))
+    d = S.correlation(x, x, Rule("correlation"))
+    assert d.verdict == "inconclusive" and "at least 4 units and 3 seeds" in d.text
 
 
 # ----------------------------------------------------------------------------- rank stability
