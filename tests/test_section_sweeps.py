@@ -38,6 +38,19 @@ def test_serial_and_local_give_the_same_records_and_verdicts(tmp_path):
     assert all(r["resumed"] for m in ("Uniform", "Grid Search") for r in again["methods"][m])
 
 
+def test_extra_stages_in_workers_match_serial(tmp_path):
+    """Plug-and-play's two stages (end points, then EXTRA curves: jobs of a module-level function)."""
+    P, _ = PP.setup("smoke", str(tmp_path / "o"))
+    P = {**P, "bases": ["ls"], "alphas": [0.1, 0.5]}                 # α 0.5 at base ls repeats EXTRA-L's end points
+    serial = PP.plug_and_play(tmp_path / "serial", P, executor=sweep.Serial(threads=1))
+    local = PP.plug_and_play(tmp_path / "local", P, executor=sweep.Local(workers=2, threads=1))
+    pick = lambda r: {k: [(Path(x["run_dir"]).name if "run_dir" in x else None, x["metrics"]) for x in v]  # noqa: E731
+                      for k, v in {**r["methods"], **{f"α {a}": v for a, v in r["alphas"].items()}}.items()}
+    assert pick(serial) == pick(local) and list(pick(serial)) == ["Single-task", "LS", "EXTRA-L", "α 0.1", "α 0.5"]
+    assert PP.c13_plug_and_play(serial, "tiny") == PP.c13_plug_and_play(local, "tiny")
+    assert PP.c15_alpha(serial, "tiny") == PP.c15_alpha(local, "tiny")
+
+
 def test_a_stage_runs_a_repeated_run_once_and_regroups_records_by_key(tmp_path):
     a, b = ({**SPEC, "name": n, "train": {**SPEC["train"], "seed": 0}} for n in ("a", "b"))
     out = study.run_groups({"x": study.train_jobs(tmp_path, [a, b]), "y": study.train_jobs(tmp_path, [dict(a)])},
