@@ -19,11 +19,12 @@ import torch
 from .. import profiles
 from .. import weighting as W
 from ..claims import combine, verdict
-from ..experiment import RunSpec, load_data, train_run
+from ..experiment import RunSpec, load_data
 from ..metrics import mean_se, paired_difference
 from ..runs import run_or_load
 from ..train import PlainStep, StepInfo, batches, resolve_device, seed_everything
-from ._common import derive, directions, overall_delta, run_stl, stl_base, summary_table, task_names
+from ._common import (derive, directions, overall_delta, run_groups, stl_base, stl_specs, summary_table, task_names,
+                      train_jobs)
 
 
 @dataclass(frozen=True)
@@ -97,14 +98,15 @@ def method_spec(cfg: dict, method: str) -> dict:
     return derive(cfg["spec"], weighting=name, weighting_kw=kw)
 
 
-def train_probed(out_dir, spec: dict, probe_every: int) -> dict:
-    """:func:`mtl.experiment.train_run` with a representation probe (cosines of the δ_k) every ``probe_every`` steps."""
-    return train_run(out_dir, {**spec, "probes": [{"kind": "representation", "every": int(probe_every)}]})
+def probed_spec(spec: dict, probe_every: int) -> dict:
+    """``spec`` with a representation probe (cosines of the δ_k) every ``probe_every`` steps."""
+    return {**spec, "probes": [{"kind": "representation", "every": int(probe_every)}]}
 
 
 def step_times(out_dir, spec: dict, methods: dict[str, tuple[str, dict]], steps: int, repeats: int) -> dict:
     """Seconds per training step of each method, measured interleaved in one process (ULO, ConsMTL,
-    ULO, ... on the same batches), so machine load hits both alike; recorded like a run."""
+    ULO, ... on the same batches), so machine load hits both alike; recorded like a run.
+    A timing: measured in this process, never in a sweep (parallel runs would distort it)."""
     def run():
         run_spec = RunSpec.from_dict(spec)
         bundle, config = run_spec.build_data(), run_spec.config()
@@ -130,12 +132,17 @@ def step_times(out_dir, spec: dict, methods: dict[str, tuple[str, dict]], steps:
     return run_or_load(out_dir, params, run)
 
 
-def run_dataset(out_dir, cfg: dict, seeds: list[int], probe_every: int, timing: dict) -> dict:
-    """STL baselines, LS / ULO / ConsMTL at every seed, and the interleaved timing, for one dataset."""
+def run_dataset(out_dir, cfg: dict, seeds: list[int], probe_every: int, timing: dict, executor=None) -> dict:
+    """STL baselines and LS / ULO / ConsMTL at every seed (one stage), then the interleaved timing, for one dataset."""
     base_spec = cfg["spec"]
-    stl = run_stl(out_dir, base_spec, cfg.get("stl_seeds", seeds))
-    methods = {m: [train_probed(out_dir, derive(method_spec(cfg, m), name=f"{m.lower()}-s{s}", train={"seed": s}),
-                                probe_every) for s in seeds] for m in METHODS}
+    stl_sp = stl_specs(base_spec, cfg.get("stl_seeds", seeds))
+    plan = {("stl", t): train_jobs(out_dir, sp) for t, sp in stl_sp.items()}
+    plan.update({m: train_jobs(out_dir, [probed_spec(derive(method_spec(cfg, m), name=f"{m.lower()}-s{s}",
+                                                            train={"seed": s}), probe_every) for s in seeds])
+                 for m in METHODS})
+    recs = run_groups(plan, executor)
+    stl, methods = {t: recs["stl", t] for t in stl_sp}, {m: recs[m] for m in METHODS}
+    # a timing: in this process, after the sweep (parallel load would distort it)
     timed = {m: (method_spec(cfg, m)["weighting"], method_spec(cfg, m)["weighting_kw"]) for m in ("ULO", "ConsMTL")}
     times = step_times(out_dir, derive(base_spec, name="timing"), timed, timing["steps"], timing["repeats"])
     n_train = len(load_data(base_spec["dataset"], **base_spec.get("dataset_kw", {})).train)

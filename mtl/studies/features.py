@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, diagnostics, profiles
+from .. import claims, diagnostics, profiles, sweep
 from ..metrics import paired_difference
 from . import _common as study
 from . import _paper as reference
-from ..experiment import load_data, load_model, train_run
+from ..experiment import load_data, load_model
 from ..paths import portable
 from ..runs import run_or_load
 from .imbalance import vanilla_imbalance
@@ -56,21 +56,27 @@ def teacher_dirs(stl: dict, i: int) -> dict[str, str]:
     return {t: portable(recs[i]["run_dir"]) for t, recs in stl.items()}
 
 
-def run_methods(out_dir, cfg: dict) -> dict:
+def run_methods(out_dir, cfg: dict, executor=None) -> dict:
     """STL (saved), uniform and grid search (:func:`mtl.studies.imbalance.vanilla_imbalance`), the
-    MTO methods of ``cfg["methods"]`` and URL over a base weighting; every spec saves its model for the diagnostic."""
+    MTO methods of ``cfg["methods"]`` (in its first stage) and URL over a base weighting (in its
+    second: URL's teachers are the single-task networks); every spec saves its model for the diagnostic."""
     spec = study.derive(cfg["spec"], save_model=True)
     seeds = list(cfg["seeds"])
-    res = vanilla_imbalance(out_dir, {"spec": spec, "seeds": seeds, "grid": cfg["grid"]})
-    for name, m in cfg["methods"].items():
-        res["methods"][name] = study.run_seeds(out_dir, study.derive(spec, weighting=m["weighting"],
-                                                                    weighting_kw=m.get("weighting_kw", {})),
-                                               seeds, name.lower().replace(" ", "_"))
+    stage1 = {name: study.train_jobs(out_dir, study.seed_specs(
+                  study.derive(spec, weighting=m["weighting"], weighting_kw=m.get("weighting_kw", {})),
+                  seeds, name.lower().replace(" ", "_")))
+              for name, m in cfg["methods"].items()}
     url = cfg["url"]
-    res["methods"]["URL"] = [
-        train_run(out_dir, study.derive(spec, name=f"url-s{s}", weighting="url", train={"seed": s},
-                                              weighting_kw={"teachers": teacher_dirs(res["stl"], i), **url}))
-        for i, s in enumerate(seeds)]
+
+    def stage2(res):
+        return {"URL": study.train_jobs(out_dir, [
+            study.derive(spec, name=f"url-s{s}", weighting="url", train={"seed": s},
+                         weighting_kw={"teachers": teacher_dirs(res["stl"], i), **url}) for i, s in enumerate(seeds)])}
+
+    res = vanilla_imbalance(out_dir, {"spec": spec, "seeds": seeds, "grid": cfg["grid"]}, executor,
+                            stage1=stage1, stage2=stage2)
+    res["methods"].update(res.pop("stage1"))
+    res["methods"].update(res.pop("stage2"))
     return res
 
 
@@ -89,19 +95,19 @@ def distance_record(out_dir, run: dict, teachers: dict[str, str], cfg: dict) -> 
     return run_or_load(Path(out_dir) / "distances", params, compute)["metrics"]
 
 
-def feature_similarity(out_dir, cfg: dict) -> dict:
-    """Run everything (:func:`run_methods`), then the distance diagnostic of every multi-task run."""
-    res = run_methods(out_dir, cfg)
+def feature_similarity(out_dir, cfg: dict, executor=None) -> dict:
+    """Run everything (:func:`run_methods`), then the distance diagnostic of every multi-task run (one stage)."""
+    res = run_methods(out_dir, cfg, executor)
+    runs = [(name, i, rec) for name, recs in res["methods"].items() if name != "Single-task"
+            for i, rec in enumerate(recs)]
+    jobs = [sweep.Job(distance_record, str(out_dir), (rec, teacher_dirs(res["stl"], i), cfg["diagnostic"]),
+                      label=f"distance-{rec['params']['name']}") for name, i, rec in runs]
     rows = []
-    for name, recs in res["methods"].items():
-        if name == "Single-task":
-            continue
-        for i, rec in enumerate(recs):
-            d = distance_record(out_dir, rec, teacher_dirs(res["stl"], i), cfg["diagnostic"])
-            imp = study.per_task_improvement(rec["metrics"], res["base"], res["dirs"])
-            rows += [{"method": name, "seed": res["seeds"][i], "task": t, "distance": v,
-                      "improvement": imp[t], "delta_m": study.overall_delta(rec["metrics"], res["base"], res["dirs"])}
-                     for t, v in d.items()]
+    for (name, i, rec), d in zip(runs, study.run_groups({"distances": jobs}, executor)["distances"]):
+        imp = study.per_task_improvement(rec["metrics"], res["base"], res["dirs"])
+        rows += [{"method": name, "seed": res["seeds"][i], "task": t, "distance": v,
+                  "improvement": imp[t], "delta_m": study.overall_delta(rec["metrics"], res["base"], res["dirs"])}
+                 for t, v in d.items()]
     res["distances"] = pd.DataFrame(rows)
     return res
 

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import profiles
+from .. import profiles, sweep
+from ._common import run_groups
 from ..claims import verdict
 from ..metrics import paired_difference
 from ..curves import simplex_grid, train_extra, train_ls_sweep, train_pamal
@@ -113,9 +114,10 @@ def run_seed(out: Path, P: dict, seed: int, progress: bool = False) -> dict:
     return run_or_load(Path(out) / "runs", params, fn)
 
 
-def run(out: Path, P: dict, progress: bool = False) -> dict:
-    """``{seed: metrics}`` over the profile's seeds."""
-    return {s: run_seed(out, P, s, progress)["metrics"] for s in P["seeds"]}
+def run(out: Path, P: dict, progress: bool = False, executor=None) -> dict:
+    """``{seed: metrics}`` over the profile's seeds (one stage: one :func:`run_seed` job per seed)."""
+    jobs = [sweep.Job(run_seed, str(out), (P, s), label=f"multimnist-fronts-s{s}") for s in P["seeds"]]
+    return {s: rec["metrics"] for s, rec in zip(P["seeds"], run_groups({"seeds": jobs}, executor)["seeds"])}
 
 
 def reference_point(results: dict, kind: str, ref=None) -> np.ndarray:

@@ -90,7 +90,8 @@ def peak_bytes(build, rule, data, batch, steps: int, device) -> int:
 
 
 def measure_one(out: Path, setting: dict, n_tasks: int, method: str, P: dict) -> dict:
-    """One recorded measurement (loaded from ``out/measurements`` when already done)."""
+    """One recorded measurement (loaded from ``out/measurements`` when already done).
+    A memory peak: measured in this process, one after another, never in a sweep (parallel load would distort it)."""
     out, device = Path(out), resolve_device(P.get("device", "auto"))
     params = {"name": f"{setting['dataset']}-T{n_tasks}-{method}", "setting": setting, "n_tasks": n_tasks,
               "method": method, "steps": P["steps"], "batch_size": P["batch_size"], "window": P["window"],
@@ -158,7 +159,8 @@ def bars(out: Path, P: dict, scale: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(out: Path, P: dict) -> dict:
-    """All measurements of the section: ``{"scaling": frame, "bars": frame}``."""
+    """All measurements of the section: ``{"scaling": frame, "bars": frame}``; serial and in process
+    (memory peaks: a sweep's parallel load would distort them)."""
     out = Path(out)
     scale = scaling(out, P)
     return {"scaling": scale, "bars": bars(out, P, scale)}
