@@ -38,7 +38,8 @@ def task_names(spec: dict) -> list[str]:
 def directions(spec: dict, primary: bool = True) -> dict[str, dict[str, bool]]:
     """task -> metric -> higher is better (primary metrics only, by default)."""
     bundle = load_data(spec["dataset"], **spec.get("dataset_kw", {}))
-    return {t: (bundle.task(t).primary_directions() if primary else dict(bundle.task(t).metrics)) for t in task_names(spec)}
+    return {t: (bundle.task(t).primary_directions() if primary else dict(bundle.task(t).metrics))
+            for t in task_names(spec)}
 
 
 def last_val(record: dict) -> Metrics:

@@ -232,7 +232,8 @@ def run_grid(out_dir, cfg: dict, progress=None, executor=None) -> dict:
         progress(", ".join(archs))
     dirs = study.directions(base)
     return {"stl": stl, "mtl": mtl, "dirs": dirs, "seeds": seeds, "archs": archs, "methods": list(methods),
-            "vanilla": study.stl_base(stl["hps" if "hps" in stl else archs[0]]), "own": {a: study.stl_base(stl[a]) for a in archs}}
+            "vanilla": study.stl_base(stl["hps" if "hps" in stl else archs[0]]),
+            "own": {a: study.stl_base(stl[a]) for a in archs}}
 
 
 def cell_deltas(result: dict, arch: str, method: str, reference: str = "own") -> list[float]:
@@ -251,7 +252,8 @@ def delta_table(result: dict, reference: str = "own", stat: str = "mean") -> pd.
         d = cell_deltas(result, a, m, reference)
         if not d:
             return np.nan
-        return float(np.mean(d)) if stat == "mean" else float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan
+        return (float(np.mean(d)) if stat == "mean"
+                else float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan)
     return pd.DataFrame({a: {m: one(a, m) for m in result["methods"]} for a in result["archs"]})
 
 
@@ -268,12 +270,12 @@ def arch_vs_stl(result: dict, method: str = "ew") -> pd.DataFrame:
         for i, s in enumerate(result["seeds"]):
             for t in dirs:
                 own = study.per_task_improvement(result["stl"][a][t][i]["metrics"], van, {t: dirs[t]})[t]
-                rows.append({"architecture": a, "task": t, "seed": s, "model": f"{a} single-task", "kind": "single-task",
-                             "improvement %": own})
+                rows.append({"architecture": a, "task": t, "seed": s, "model": f"{a} single-task",
+                             "kind": "single-task", "improvement %": own})
                 if not isinstance(mtl, str):
                     v = study.per_task_improvement(mtl[i]["metrics"], van, {t: dirs[t]})[t]
-                    rows.append({"architecture": a, "task": t, "seed": s, "model": f"{a} {method}", "kind": "multi-task",
-                                 "improvement %": v})
+                    rows.append({"architecture": a, "task": t, "seed": s, "model": f"{a} {method}",
+                                 "kind": "multi-task", "improvement %": v})
     return pd.DataFrame(rows)
 
 

@@ -78,7 +78,8 @@ SEED003_TABLE5 = {
 # seed 003, Table 6: per-epoch time (minutes, one NVIDIA 4090), ULO only vs ConsMTL.
 SEED003_TABLE6_MINUTES = {
     "source": "seed 003, Table 6 (per-epoch time, minutes, one RTX 4090)",
-    "rows": {"ULO only": {"NYUv2": 5.7, "QM9": 4.5, "CelebA": 15.9}, "ConsMTL": {"NYUv2": 6.4, "QM9": 5.6, "CelebA": 17.8}},
+    "rows": {"ULO only": {"NYUv2": 5.7, "QM9": 4.5, "CelebA": 15.9},
+             "ConsMTL": {"NYUv2": 6.4, "QM9": 5.6, "CelebA": 17.8}},
 }
 
 
@@ -128,7 +129,8 @@ def step_times(out_dir, spec: dict, methods: dict[str, tuple[str, dict]], steps:
                     times[m].append((time.perf_counter() - t0) / steps)
         return {"metrics": {"seconds_per_step": times}, "history": [], "info": {"device": str(device)}}
 
-    params = {**spec, "timing": {"methods": {m: list(v) for m, v in methods.items()}, "steps": steps, "repeats": repeats}}
+    params = {**spec, "timing": {"methods": {m: list(v) for m, v in methods.items()},
+                                 "steps": steps, "repeats": repeats}}
     return run_or_load(out_dir, params, run)
 
 
@@ -288,13 +290,15 @@ def c16_overhead(results: dict, threshold: float = 0.3, z: float = 2.0) -> dict:
     for name, r in results.items():
         ov = np.asarray(r["times"]["ConsMTL"]) / np.asarray(r["times"]["ULO"]) - 1
         mu, se = mean_se(ov)
-        parts.append("supports" if mu + z * se <= threshold else ("contradicts" if mu - z * se > threshold else "inconclusive"))
+        parts.append("supports" if mu + z * se <= threshold
+                     else ("contradicts" if mu - z * se > threshold else "inconclusive"))
         ours.append(f"{name} {100 * mu:+.1f} ± {100 * se:.1f}% ({parts[-1]})")
     paper = ", ".join(f"{k} {100 * v:+.0f}%" for k, v in paper_overhead().items())
     return verdict("C16", combine(*parts), paper=f"per-epoch time, ConsMTL vs ULO: {paper} (Table 6, RTX 4090)",
                    ours="overhead per step, interleaved in one process: " + "; ".join(ours),
-                   evidence=(f"'little' read as ≤ {100 * threshold:.0f}% (the paper's largest is +24%); a dataset supports "
-                             f"when mean + {z:g} SE ≤ that, contradicts when mean − {z:g} SE > it; SE over repeats"))
+                   evidence=(f"'little' read as ≤ {100 * threshold:.0f}% (the paper's largest is +24%); "
+                             f"a dataset supports when mean + {z:g} SE ≤ that, contradicts when mean − {z:g} SE > it; "
+                             "SE over repeats"))
 
 
 def c17_agreement(results: dict, z: float = 2.0, min_effect: float = 0.02) -> dict:
@@ -313,8 +317,9 @@ def c17_agreement(results: dict, z: float = 2.0, min_effect: float = 0.02) -> di
                     f" (last epoch, ConsMTL − ULO {d_late:+.4f} ± {se_late:.4f})")
     return verdict("C17", combine(*parts), paper="lower level markedly raises the cosine similarity of the tasks' "
                    "representation gradients early in training (Fig. 5, QM9)", ours="; ".join(ours),
-                   evidence=(f"per dataset, paired over {len(next(iter(results.values()))['seeds'])} seeds, ConsMTL vs ULO "
-                             f"must differ by > {z:g} SE, and a rise < {min_effect:g} counts as negligible; parts: {parts}"))
+                   evidence=(f"per dataset, paired over {len(next(iter(results.values()))['seeds'])} seeds, "
+                             f"ConsMTL vs ULO must differ by > {z:g} SE, and a rise < {min_effect:g} counts as "
+                             f"negligible; parts: {parts}"))
 
 
 def c18_delta_m(results: dict, z: float = 2.0, min_effect: float = 0.1) -> dict:

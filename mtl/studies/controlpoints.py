@@ -57,7 +57,8 @@ PAPER_FIG4 = {
 
 
 def run_study(out_dir, cfg: dict, executor=None) -> dict:
-    """STL baselines and shared end points (stage 1), then one curve per count and seed (stage 2); every run recorded."""
+    """STL baselines and shared end points (stage 1), then one curve per count and seed (stage 2);
+    every run recorded."""
     spec, seeds, counts = cfg["spec"], list(cfg["seeds"]), list(cfg["counts"])
     if any(int(n) < 3 for n in counts):
         raise ValueError(f"a NURBS curve needs at least 3 control points, got counts {counts}")
@@ -194,7 +195,8 @@ def c14_count(result: dict, geo: dict | None = None, z: float = 2.0) -> dict:
         f"{n}: {np.mean(r):.2f}" for n, r in geo["ratio"].items())
     return claims.verdict(
         "C14", v,
-        paper="CityScapes, EXTRA-L: 4 control points best (Δm 4.93); 3 much worse (Bézier-like); 5 and 6 no gain, irregular",
+        paper=("CityScapes, EXTRA-L: 4 control points best (Δm 4.93); 3 much worse (Bézier-like); "
+               "5 and 6 no gain, irregular"),
         ours=f"Δm% at t = ½ (drop vs single-task, lower better) per count {means}{ratios}",
         evidence=(f"paired over {len(result['seeds'])} seeds, decided at {z:g} SE: {listing}"),
         setting="scenes, segmentation + depth, EXTRA-L")

@@ -43,9 +43,11 @@ def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
 
 # seed 004, Tables II and III (NYUD-v2): the rows of the methods this section runs (mtl.studies._paper).
 SEED004_TABLE2_NYUD_R18_MTO = {"source": "seed 004, Table II, NYUD-v2, ResNet-18 (AvgNorm is not in Table II)",
-                               "columns": reference.SEED004_NYUD_COLUMNS, "rows": reference.SEED004_TABLE2_NYUD_R18_ROWS}
+                               "columns": reference.SEED004_NYUD_COLUMNS,
+                               "rows": reference.SEED004_TABLE2_NYUD_R18_ROWS}
 SEED004_TABLE3_NYUD_R50_URL = {"source": "seed 004, Table III, NYUD-v2, ResNet-50",
-                               "columns": reference.SEED004_NYUD_COLUMNS, "rows": reference.SEED004_TABLE3_NYUD_R50_ROWS}
+                               "columns": reference.SEED004_NYUD_COLUMNS,
+                               "rows": reference.SEED004_TABLE3_NYUD_R50_ROWS}
 # seed 004 §V-F(1): the methods Fig. 6 singles out as closer to STL and better than Uniform.
 PAPER_C7 = ("Grid Search, CAGrad and Nash-MTL do better than Uniform (worst Δm) and their features are closer "
             "to the single-task features (Fig. 6, L2 after an adapter, NYUD-v2 and PASCAL-Context).")
@@ -123,10 +125,10 @@ def distance_table(distances: pd.DataFrame) -> pd.DataFrame:
     per_task = distances.pivot_table(index="method", columns="task", values="distance", aggfunc="mean", sort=False)
     per_task.columns = [f"dist {t}" for t in per_task.columns]
     runs = per_run(distances)
-    agg = runs.groupby("method", sort=False).agg(dist_mean=("distance", "mean"), delta_m=("delta_m", "mean"),
-                                                 delta_m_se=("delta_m", lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))
-                                                             if len(v) > 1 else 0.0),
-                                                 seeds=("seed", "nunique"))
+    agg = runs.groupby("method", sort=False).agg(
+        dist_mean=("distance", "mean"), delta_m=("delta_m", "mean"),
+        delta_m_se=("delta_m", lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0),
+        seeds=("seed", "nunique"))
     return per_task.join(agg)
 
 

@@ -140,12 +140,15 @@ def run_study(out_dir, cfg: dict, executor=None) -> dict:
     cells = []                                    # (seed, strategy, groups, roles or None)
     for s, warm in zip(seeds, recs["warmup"]):
         G = warmup_gradients(spec, warm, s, cfg.get("grad_batches", 4), spec["train"]["batch_size"])
-        cells += [(s, m, g, assign_roles(g, G) if m in STRATEGIES else None) for m, g in groupings(G, k, n_planted, s).items()]
+        cells += [(s, m, g, assign_roles(g, G) if m in STRATEGIES else None)
+                  for m, g in groupings(G, k, n_planted, s).items()]
     curved = [c for c in cells if c[3] is not None]
     ends = study.run_groups({(s, m): study.train_jobs(out_dir, X.endpoint_specs(
-                                 study.derive(spec, weighting="ls"), s, endpoint_weights(roles, len(truth), cfg["other_weight"]),
-                                 tag=f"-{m}")) for s, m, _, roles in curved}, executor)
-    curves = study.run_groups({(s, m): [X.curve_job(out_dir, spec, ends[s, m], f"{m}-s{s}", 3, {**cfg["stage2"], "seed": s},
+                                 study.derive(spec, weighting="ls"), s,
+                                 endpoint_weights(roles, len(truth), cfg["other_weight"]), tag=f"-{m}"))
+                             for s, m, _, roles in curved}, executor)
+    curves = study.run_groups({(s, m): [X.curve_job(out_dir, spec, ends[s, m], f"{m}-s{s}", 3,
+                                                    {**cfg["stage2"], "seed": s},
                                                     groups=roles, ts=cfg["ts"], bn_batches=cfg.get("bn_batches", 4),
                                                     save_curve=False)]
                                for s, m, _, roles in curved}, executor)
@@ -189,7 +192,8 @@ def table(result: dict) -> pd.DataFrame:
         if "mean_acc" in r and r["mean_acc"].notna().all():
             row["mean acc ↑"] = float(r["mean_acc"].mean())
             row["Δm% ↓ (drop vs uniform MTL)"], row["Δm SE"] = mean_se(r["delta_m"].to_numpy(float))
-        out[LABELS.get(m, "Uniform MTL (baseline)" if m == "uniform" else f"Spectral, k = {result['n_planted']} (check)")] = row
+        out[LABELS.get(m, "Uniform MTL (baseline)" if m == "uniform"
+                       else f"Spectral, k = {result['n_planted']} (check)")] = row
     return pd.DataFrame(out).T
 
 

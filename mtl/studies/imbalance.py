@@ -50,7 +50,8 @@ def vanilla_imbalance(out_dir, cfg: dict, executor=None, stage1: Mapping[str, Se
     stl_sp, points = stl_specs(base_spec, seeds), grid_points(base_spec, cfg["grid"])
     plan = {("stl", t): train_jobs(out_dir, sp) for t, sp in stl_sp.items()}
     plan["grid"] = train_jobs(out_dir, [ls_spec(base_spec, w, seeds[0]) for w in points])
-    plan["uniform"] = train_jobs(out_dir, seed_specs(derive(base_spec, weighting="ew", weighting_kw={}), seeds, "uniform"))
+    plan["uniform"] = train_jobs(out_dir, seed_specs(derive(base_spec, weighting="ew", weighting_kw={}), seeds,
+                                                     "uniform"))
     plan.update({("stage1", k): jobs for k, jobs in (stage1 or {}).items()})
     recs = run_groups(plan, executor)
     stl = {t: recs["stl", t] for t in stl_sp}
@@ -87,7 +88,8 @@ def c1_vanilla_imbalance(result: dict, setting: str, z: float = 2.0) -> dict:
     base, dirs, m = result["base"], result["dirs"], result["methods"]
     below = below_stl(m["Uniform"], result["stl"], dirs, z)
     lows = [t for t, (s, *_) in below.items() if s == "less"]
-    part1 = "supports" if lows else ("contradicts" if all(s == "greater" for s, *_ in below.values()) else "inconclusive")
+    part1 = "supports" if lows else ("contradicts" if all(s == "greater" for s, *_ in below.values())
+                                     else "inconclusive")
     gd, ud = deltas(m["Grid Search"], base, dirs), deltas(m["Uniform"], base, dirs)
     side, diff, se = paired_difference(gd, ud, z)
     part2 = {"greater": "supports", "less": "contradicts", "undecided": "inconclusive"}[side]

@@ -149,7 +149,8 @@ def bars(out: Path, P: dict, scale: pd.DataFrame) -> pd.DataFrame:
         for method in METHODS:
             if method == "PaMaL" and T > P["pamal_max_tasks"]:
                 if st["setting"] != P["scaling"]["setting"]:
-                    raise ValueError(f"setting {name}: PaMaL above pamal_max_tasks is only estimated on the scaling family")
+                    raise ValueError(f"setting {name}: PaMaL above pamal_max_tasks is only estimated "
+                                     "on the scaling family")
                 r = scale[(scale.method == method) & (scale["T"] == T)].iloc[0]
                 rows.append((name, T, method, float(r["peak MiB"]), bool(r["estimated"])))
                 continue
@@ -168,7 +169,8 @@ def run(out: Path, P: dict) -> dict:
 
 def table(frame: pd.DataFrame, index: str) -> pd.DataFrame:
     """Methods as columns, MiB as text with "(est.)" on estimates."""
-    f = frame.assign(cell=[f"{v:.2f}" + (" (est.)" if e else "") for v, e in zip(frame["peak MiB"], frame["estimated"])])
+    f = frame.assign(cell=[f"{v:.2f}" + (" (est.)" if e else "")
+                           for v, e in zip(frame["peak MiB"], frame["estimated"])])
     return f.pivot(index=index, columns="method", values="cell")[list(METHODS)]
 
 
@@ -194,7 +196,8 @@ def c12_memory(scale: pd.DataFrame, flat_ratio: float = 1.2) -> dict:
           + f" (flat means ≤ {flat_ratio}×); PaMaL at T={hi} is {v[('PaMaL', hi)] / v[('EXTRA-2', hi)]:.1f}× EXTRA-2"
           + (" (PaMaL at that T is a linear-fit estimate)" if est else "")
           + "; a measurement, not a trained quantity, so no seed spread applies (repeats give identical bytes)")
-    return verdict("C12", out, paper="EXTRA's training memory stays flat in the number of tasks; PaMaL's grows until it runs out.",
+    return verdict("C12", out,
+                   paper="EXTRA's training memory stays flat in the number of tasks; PaMaL's grows until it runs out.",
                    ours=f"EXTRA-2 {ratio['EXTRA-2']:.2f}×, PaMaL {ratio['PaMaL']:.1f}× from T={lo} to T={hi}",
                    evidence=ev, setting=f"attributes40 first T tasks, T = {lo}…{hi}")
 

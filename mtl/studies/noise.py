@@ -111,7 +111,8 @@ def run_study(out_dir, cfg: dict, executor=None) -> dict:
     seeds = list(cfg["seeds"])
     tasks = study.task_names(cfg["spec"])
     recs = study.run_groups({(name, *k) if isinstance(k, tuple) else (name, k): jobs for name, c in conds.items()
-                             for k, jobs in condition_jobs(out_dir, cfg["spec"], name, c or {}, seeds).items()}, executor)
+                             for k, jobs in condition_jobs(out_dir, cfg["spec"], name, c or {}, seeds).items()},
+                            executor)
     res = {name: {"stl": {t: recs[name, "stl", t] for t in tasks}, "mtl": recs[name, "mtl"], "kind": kind(c or {}),
                   "corruption": dict(c or {}), "fraction": train_fraction(cfg["spec"], c or {}, seeds[0])}
            for name, c in conds.items()}

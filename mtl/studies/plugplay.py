@@ -138,7 +138,8 @@ def extra_endpoints(out_dir, spec: dict, base: str, seeds, stage2: dict) -> list
     return [j for s in seeds for j in study.train_jobs(out_dir, endpoint_specs(spec, base, s, stage2.get("base_kw")))]
 
 
-def extra_job(out_dir, spec: dict, base: str, seed: int, stage2: dict, tag: str = "full", step_cls=ExtraStep) -> sweep.Job:
+def extra_job(out_dir, spec: dict, base: str, seed: int, stage2: dict, tag: str = "full",
+              step_cls=ExtraStep) -> sweep.Job:
     """The stage-2 job of :func:`extra_run`."""
     return sweep.Job(extra_run, str(out_dir), (spec, base, seed, stage2), {"tag": tag, "step_cls": step_cls},
                      label=f"extra-{base}-{tag}-s{seed}")
@@ -161,7 +162,8 @@ def plug_and_play(out_dir, cfg: dict, progress=None, executor=None) -> dict:
     point); stage 2: every EXTRA curve (the bases' and the α sweep's)."""
     spec, seeds = base_spec(cfg), list(cfg["seeds"])
     alpha_base = cfg.get("alpha_base", "ls")
-    st2 = {float(a): {**cfg["stage2"], "step": {**cfg["stage2"].get("step", {}), "alpha": float(a)}} for a in cfg["alphas"]}
+    st2 = {float(a): {**cfg["stage2"], "step": {**cfg["stage2"].get("step", {}), "alpha": float(a)}}
+           for a in cfg["alphas"]}
     stl_sp = stl_specs(spec, seeds)
     plan = {("stl", t): study.train_jobs(out_dir, sp) for t, sp in stl_sp.items()}
     for base in cfg["bases"]:
@@ -260,7 +262,8 @@ def c13_plug_and_play(result: dict, setting: str, z: float = 2.0) -> dict:
         parts.append({"less": "supports", "greater": "contradicts", "undecided": "inconclusive"}[side])
         mean = lambda recs, k: np.mean([study.flatten(r["metrics"], result["dirs"])[k] for r in recs])  # noqa: E731
         better = sum((mean(m[extra], k) > mean(m[plain], k)) == h for k, h in dirs.items())
-        lines.append(f"{extra} − {plain}: Δm {diff:+.2f} ± {se:.2f} (SE), {better}/{len(dirs)} metrics better on average")
+        lines.append(f"{extra} − {plain}: Δm {diff:+.2f} ± {se:.2f} (SE), "
+                     f"{better}/{len(dirs)} metrics better on average")
     if not parts:
         raise ValueError("the result holds no base method; run plug_and_play with at least one base")
     return claims.verdict(

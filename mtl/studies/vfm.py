@@ -211,7 +211,8 @@ def compare_initialisations(out_dir, cfg: dict, progress=None, executor=None) ->
         raise ValueError(f"the VFM section needs the 'vit' backbone, got {cfg['spec'].get('backbone')!r}")
     inits = cfg["initialisations"]
     bk = cfg["spec"].get("backbone_kw", {})
-    study.run_groups({"checkpoints": [sweep.Job(make_checkpoint, str(out_dir), (name, init, bk), label=f"checkpoint {name}")
+    study.run_groups({"checkpoints": [sweep.Job(make_checkpoint, str(out_dir), (name, init, bk),
+                                                label=f"checkpoint {name}")
                                       for name, init in inits.items() if init.get("kind") != "hub"]}, executor)
     out = {}
     for name, init in inits.items():
