@@ -97,6 +97,26 @@ def gate_records(records: Sequence[dict], spec: dict, out_dir=None) -> gate.Adeq
                           directions=directions(spec))
 
 
+def compact(adqs: Mapping[str, gate.Adequacy] | gate.Adequacy, keep: int = 3) -> dict:
+    """A claim's gate record from one or several :func:`gate_runs` results (name -> result): passed iff
+    all passed; the detail gives the counts and the first ``keep`` failures of each kind per group."""
+    groups = adqs if isinstance(adqs, Mapping) else {"": adqs}
+    out = []
+    for name, a in groups.items():
+        cells = [(r, t, c) for r, x in a.runs.items() for t, d in x.per_task.items() for c in d.values()]
+        gap = list(dict.fromkeys(f"{r} {t} {c['gap']['text']}" for r, t, c in cells if not c["gap"]["passed"]))
+        plat = list(dict.fromkeys(f"{r} {t} {c['plateau']['text']}" for r, t, c in cells if not c["plateau"]["passed"]))
+        n = len(a.runs)
+        n_gap = sum(all(c["gap"]["passed"] for d in x.per_task.values() for c in d.values()) for x in a.runs.values())
+        n_plat = sum(all(c["plateau"]["passed"] for d in x.per_task.values() for c in d.values()) for x in a.runs.values())
+        text = f"{n_gap}/{n} runs beat the trivial predictor, {n_plat}/{n} plateaued"
+        for what, items in (("short of the bar", gap), ("not plateaued", plat)):
+            if items:
+                text += f"; {what} ({min(keep, len(items))} of {len(items)} metrics): " + "; ".join(items[:keep])
+        out.append(f"{name}: {text}" if name else text)
+    return {"passed": all(a.passed for a in groups.values()), "detail": " | ".join(out)}
+
+
 def result_runs(result: Mapping, methods: Sequence[str] = ("Uniform", "Grid Search")) -> list[dict]:
     """The run records a claim on a :func:`vanilla_imbalance` result rests on: every single-task run and
     the runs of ``methods`` at every seed."""
@@ -132,7 +152,7 @@ def scale_statement(adq: gate.Adequacy, epochs: int, larger: str = "") -> str | 
     if rising:
         shares = [p["recent"] / p["total"] for p in rising if p.get("total")]
         worst = f" (up to {max(shares):.0%} of their total gain in the last 3 epochs)" if shares else ""
-        parts.append(f"{len(rising)} validation curves still improve at epoch {epochs}{worst}: more than {epochs} epochs")
+        parts.append(f"{len(rising)} validation metrics still improve at epoch {epochs}{worst}: more than {epochs} epochs")
     if short:
         n, t, m, g = max(short, key=lambda x: abs(x[3]["value"] - x[3]["threshold"]) / max(abs(x[3]["threshold"]), 1e-12))
         parts.append(f"{len(short)} primary metrics short of a quarter of the trivial → perfect gap (worst: {n} {t} "
