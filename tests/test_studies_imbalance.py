@@ -10,7 +10,7 @@ from mtl.studies import imbalance as S
 DIRS = {"a": {"acc": True}, "b": {"err": False}}           # a: higher is better, b: lower is better
 STL_A, STL_B = [0.80, 0.81, 0.79], [1.00, 1.01, 0.99]       # per seed
 JIT = [0.002, -0.001, 0.0]                                  # small seed-to-seed noise of the differences
-RULES = S.rules(S.profiles.load("imbalance", "cpu"))        # the preregistered rules, from the yaml
+RULES = S.section_rules(S.profiles.load("imbalance", "cpu"))  # the preregistered rules, from the yaml
 PASSED = {"passed": True, "detail": "constructed runs, trained"}
 FAILED = {"passed": False, "detail": "constructed runs below the trivial bar"}
 
@@ -40,7 +40,7 @@ def _c1(result, adequacy=PASSED, **kw) -> dict:
 def test_the_yaml_preregisters_both_parts_for_every_profile():
     for profile in ("smoke", "cpu", "gpu", "paper"):
         P = S.profiles.load("imbalance", profile)
-        assert set(S.rules(P)) == {"C1_below", "C1_narrows"} and "multimnist" in P["symmetric"]
+        assert set(S.section_rules(P)) == {"C1_below", "C1_narrows"} and "multimnist" in P["symmetric"]
     assert RULES["C1_below"].direction == "less" and RULES["C1_narrows"].floor > 0
 
 

@@ -49,7 +49,7 @@ def test_rank_correlation_is_minus_one_for_reversed_orders():
     assert corr.loc["d1", "d1"] == 1.0
 
 
-RULES = mto.rules(mto.profiles.load("mto", "cpu"))     # the preregistered rules, from the yaml
+RULES = mto.section_rules(mto.profiles.load("mto", "cpu"))     # the preregistered rules, from the yaml
 PASSED = {"passed": True, "detail": "constructed runs, trained"}
 NAMES = ("Grid Search", "Uniform", "M1", "M2", "M3", "M4", "M5")
 J4 = np.array([0.01, -0.01, 0.0, 0.005])

@@ -29,7 +29,7 @@ def _result(conds: dict) -> dict:
 
 
 JITTER = np.array([0.1, -0.1, 0.05, -0.05])
-RULES = noise.rules(noise.profiles.load("noise", "cpu"))     # the preregistered rules, from the yaml
+RULES = noise.section_rules(noise.profiles.load("noise", "cpu"))     # the preregistered rules, from the yaml
 PASSED = {"passed": True, "detail": "constructed runs, trained"}
 BOUND = lambda draws: 0.05 + 3 * np.sqrt(0.05 * 0.95 / draws)  # noqa: E731  α + 3 Monte Carlo SE
 
@@ -122,8 +122,9 @@ def test_c6_is_untestable_when_less_data_also_means_fewer_steps():
 
 
 def test_optimisation_steps_count_as_the_trainer_does():
-    spec = {"dataset": "scenes", "dataset_kw": {"tasks": ["segmentation", "depth", "normal"], "height": 16, "width": 24,
-                                                "train_scenes": 4, "val_scenes": 1, "test_scenes": 1, "scans_per_scene": 4},
+    kw = {"tasks": ["segmentation", "depth", "normal"], "height": 16, "width": 24, "train_scenes": 4,
+          "val_scenes": 1, "test_scenes": 1, "scans_per_scene": 4}
+    spec = {"dataset": "scenes", "dataset_kw": kw,
             "train": {"epochs": 3, "batch_size": 4}}
     assert noise.optimisation_steps(spec, {}) == 3 * 16 // 4
     assert noise.optimisation_steps(spec, {"scenes": 1}) == 3 * 1        # 4 samples: one batch

@@ -70,7 +70,7 @@ def test_hub_initialisation_uses_table_viii_name(tmp_path):
     assert spec["backbone_kw"]["model_name"] == "vit_base_patch16_224.dino" and spec["backbone_kw"]["pretrained"]
 
 
-RULES = vfm.rules(vfm.profiles.load("vfm", "cpu"))     # the preregistered rule, from the yaml
+RULES = vfm.section_rules(vfm.profiles.load("vfm", "cpu"))     # the preregistered rule, from the yaml
 PASSED = {"passed": True, "detail": "constructed runs, trained"}
 
 
@@ -109,7 +109,8 @@ def test_c4_without_a_foundation_model_is_untestable_and_says_so():
 
 def test_foundation_models_are_the_hub_and_checkpoint_kinds(tmp_path):
     assert vfm.foundation_models(vfm.profiles.load("vfm", "cpu")["initialisations"]) == []
-    assert set(vfm.foundation_models(vfm.profiles.load("vfm", "gpu")["initialisations"])) == set(vfm.VFM_INITIALISATIONS)
+    gpu = vfm.profiles.load("vfm", "gpu")["initialisations"]
+    assert set(vfm.foundation_models(gpu)) == set(vfm.VFM_INITIALISATIONS)
     spec = vfm.init_spec(tmp_path, {"backbone": "vit", "backbone_kw": dict(BK)}, "mine",
                          {"kind": "checkpoint", "path": "/data/dinov2.pt"})
     assert spec["backbone_kw"]["checkpoint"] == "/data/dinov2.pt"

@@ -84,7 +84,7 @@ def vanilla_imbalance(out_dir, cfg: dict, executor=None, stage1: Mapping[str, Se
 
 # ----------------------------------------------------------------------------- rules, gate, scale (shared)
 
-def rules(P: Mapping) -> dict[str, stats.Rule]:
+def section_rules(P: Mapping) -> dict[str, stats.Rule]:
     """The preregistered rules of a section's parameters (``P["rules"]``: part -> Rule mapping)."""
     return {k: stats.Rule.from_dict(v) for k, v in (P.get("rules") or {}).items()}
 
@@ -107,8 +107,9 @@ def compact(adqs: Mapping[str, gate.Adequacy] | gate.Adequacy, keep: int = 3) ->
         gap = list(dict.fromkeys(f"{r} {t} {c['gap']['text']}" for r, t, c in cells if not c["gap"]["passed"]))
         plat = list(dict.fromkeys(f"{r} {t} {c['plateau']['text']}" for r, t, c in cells if not c["plateau"]["passed"]))
         n = len(a.runs)
-        n_gap = sum(all(c["gap"]["passed"] for d in x.per_task.values() for c in d.values()) for x in a.runs.values())
-        n_plat = sum(all(c["plateau"]["passed"] for d in x.per_task.values() for c in d.values()) for x in a.runs.values())
+        def count(test):
+            return sum(all(c[test]["passed"] for d in x.per_task.values() for c in d.values()) for x in a.runs.values())
+        n_gap, n_plat = count("gap"), count("plateau")
         text = f"{n_gap}/{n} runs beat the trivial predictor, {n_plat}/{n} plateaued"
         for what, items in (("short of the bar", gap), ("not plateaued", plat)):
             if items:
@@ -152,9 +153,12 @@ def scale_statement(adq: gate.Adequacy, epochs: int, larger: str = "") -> str | 
     if rising:
         shares = [p["recent"] / p["total"] for p in rising if p.get("total")]
         worst = f" (up to {max(shares):.0%} of their total gain in the last 3 epochs)" if shares else ""
-        parts.append(f"{len(rising)} validation metrics still improve at epoch {epochs}{worst}: more than {epochs} epochs")
+        parts.append(f"{len(rising)} validation metrics still improve at epoch {epochs}{worst}: "
+                     f"more than {epochs} epochs")
     if short:
-        n, t, m, g = max(short, key=lambda x: abs(x[3]["value"] - x[3]["threshold"]) / max(abs(x[3]["threshold"]), 1e-12))
+        def shortfall(x):
+            return abs(x[3]["value"] - x[3]["threshold"]) / max(abs(x[3]["threshold"]), 1e-12)
+        n, t, m, g = max(short, key=shortfall)
         parts.append(f"{len(short)} primary metrics short of a quarter of the trivial → perfect gap (worst: {n} {t} "
                      f"{m} {g['value']:.4g} vs {g['threshold']:.4g} needed): longer training and/or more data")
     return "scale that would pass: " + "; ".join(parts) + (f"; {larger}" if larger else "")
@@ -168,7 +172,8 @@ def describe_spec(spec: dict, profile: str) -> str:
     return f"the {profile} profile trains {tr.get('epochs')} epochs on {size}{data}"
 
 
-def task_gaps(method: Sequence[dict], stl: Mapping[str, list[dict]], dirs, rule: stats.Rule) -> dict[str, stats.Decision]:
+def task_gaps(method: Sequence[dict], stl: Mapping[str, list[dict]], dirs,
+              rule: stats.Rule) -> dict[str, stats.Decision]:
     """Per task: the rule on the method's relative improvement (%, mean over the task's primary metrics)
     over the single-task mean, seed-paired with the single-task run's own: ``mine − ref`` per seed."""
     out = {}
@@ -183,6 +188,11 @@ def task_gaps(method: Sequence[dict], stl: Mapping[str, list[dict]], dirs, rule:
 def any_task(decisions: Mapping[str, stats.Decision], alpha: float = 0.05) -> stats.Combined:
     """"Some task": Holm over the tasks' decisions, ``how="any"``."""
     return stats.combine(list(decisions.values()), "any", alpha, names=list(decisions))
+
+
+def trained(adequacy) -> bool:
+    """Did the claim's runs pass the scale gate? (an :class:`mtl.adequacy.Adequacy` or its dict)"""
+    return bool((adequacy.to_dict() if hasattr(adequacy, "to_dict") else dict(adequacy))["passed"])
 
 
 def any_needed(c: stats.Combined) -> int | None:
@@ -209,8 +219,9 @@ def c1_vanilla_imbalance(result: dict, setting: str, rules: Mapping[str, stats.R
     recorded grid can decide it: never on a dataset whose tasks are exchangeable (``symmetric``: which
     task to up-weight is a coin flip), nor when the grid chose uniform weights (the runs are the same);
     a grid of fewer than ``real_grid`` points can support but not contradict (a larger grid might narrow
-    it). On a symmetric dataset the verdict is part 1's. The claim is the conjunction of both parts (:func:`mtl.claims.combine`; each part errs at most
-    α/2 in each direction). ``adequacy``: the scale gate over the claim's runs.
+    it). On a symmetric dataset the verdict is part 1's; elsewhere the claim is the conjunction of both
+    parts (:func:`mtl.claims.combine`; each part errs at most α/2 in each direction). ``adequacy``: the
+    scale gate over the claim's runs.
     """
     base, dirs, m = result["base"], result["dirs"], result["methods"]
     below = task_gaps(m["Uniform"], result["stl"], dirs, rules["C1_below"])
@@ -243,4 +254,5 @@ def c1_vanilla_imbalance(result: dict, setting: str, rules: Mapping[str, stats.R
         rule={"combine": "all", "parts": {"C1_below (per task, Holm any)": rules["C1_below"].to_dict(),
                                           "C1_narrows": rules["C1_narrows"].to_dict()}},
         adequacy=adequacy, scale_needed=scale_needed,
-        seeds_needed=(max(needed) if needed and overall == "inconclusive" else None), setting=setting)
+        seeds_needed=(max(needed) if needed and overall == "inconclusive" and trained(adequacy) else None),
+        setting=setting)

@@ -22,7 +22,8 @@ from . import _common as study
 from ..metrics import delta_m, mean_rank
 from ._paper import (FIXED, SEED002_TABLE2, SEED002_TABLE2_COLUMNS, SEED004_TABLE2_DELTA,  # noqa: F401
                          SEED004_TABLE3_DELTA)
-from .imbalance import gate_records, result_runs, rules, scale_statement, describe_spec, vanilla_imbalance  # noqa: F401
+from .imbalance import (describe_spec, gate_records, result_runs, scale_statement, section_rules,  # noqa: F401
+                        trained, vanilla_imbalance)
 
 
 @dataclass(frozen=True)
@@ -189,5 +190,6 @@ def c2_inconsistent(results: Mapping[str, dict], rules: Mapping[str, stats.Rule]
                   + "; ".join(f"{n}: {d.text}" for n, d in zip(comp, p2.parts))),
         rule={"combine": "all", "parts": {"C2_inconsistent": rules["C2_inconsistent"].to_dict(),
                                           "C2_competitive (per dataset, Holm all)": rules["C2_competitive"].to_dict()}},
-        adequacy=adequacy, scale_needed=scale_needed, seeds_needed=needed if overall == "inconclusive" else None,
+        adequacy=adequacy, scale_needed=scale_needed,
+        seeds_needed=needed if overall == "inconclusive" and trained(adequacy) else None,
         setting=", ".join(results), fairgrad_alpha=alphas)

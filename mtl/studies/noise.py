@@ -23,7 +23,7 @@ from . import _common as study
 from ..data.corruptions import corrupt
 from ..experiment import load_data
 from ..metrics import mean_se
-from .imbalance import compact, describe_spec, gate_records, rules, scale_statement  # noqa: F401
+from .imbalance import compact, describe_spec, gate_records, section_rules, scale_statement, trained  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,10 @@ def _names(result: dict, kinds: Sequence[str]) -> list[str]:
     return [n for n, c in result["conditions"].items() if c["kind"] in kinds]
 
 
+def _ci(d: stats.Decision) -> str:
+    return f"{d.estimate:+.2f} [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}]"
+
+
 def c5_noise(result: dict, rules: Mapping[str, stats.Rule], adequacy, scale_needed: str | None = None) -> dict:
     """C5 (seed 004 §V-E): label noise hurts STL and MTL alike and does not amplify the imbalance.
 
@@ -223,16 +227,15 @@ def c5_noise(result: dict, rules: Mapping[str, stats.Rule], adequacy, scale_need
     return claims.verdict(
         "C5", c.verdict,
         paper="Replica: noise costs STL −17.46 and MTL −16.48 Δm points; MTL − STL gap −3.21 clean, −2.23 noisy",
-        ours=(f"noise changes Δm by {hurt[STL].estimate:+.2f} [{hurt[STL].ci[0]:+.2f}, {hurt[STL].ci[1]:+.2f}] (STL) and "
-              f"{hurt[MTL].estimate:+.2f} [{hurt[MTL].ci[0]:+.2f}, {hurt[MTL].ci[1]:+.2f}] (MTL), 95% CI; MTL − STL gap "
+        ours=(f"noise changes Δm by {_ci(hurt[STL])} (STL) and {_ci(hurt[MTL])} (MTL), 95% CI; MTL − STL gap "
               f"clean {np.mean(gaps(result, clean)):+.2f}, noisy {np.mean(gaps(result, noisy[0])):+.2f}, change "
-              f"{amp.estimate:+.2f} [{amp.ci[0]:+.2f}, {amp.ci[1]:+.2f}]"),
+              f"{_ci(amp)}"),
         evidence=c.text + " — " + "; ".join(f"{n}: {d.text}" for n, d in zip(names, c.parts)),
         rule={"combine": "all", "multiplicity": "holm",
               "parts": {"STL hurt": rules["C5_hurts"].to_dict(), "MTL hurt": rules["C5_hurts"].to_dict(),
                         "gap not amplified": rules["C5_not_amplified"].to_dict()}},
         adequacy=adequacy, scale_needed=scale_needed,
-        seeds_needed=c.seeds_needed if c.verdict == "inconclusive" else None,
+        seeds_needed=c.seeds_needed if c.verdict == "inconclusive" and trained(adequacy) else None,
         setting=f"scenes, noise = {result['conditions'][noisy[0]]['corruption']}")
 
 
@@ -290,5 +293,5 @@ def c6_quantity(result: dict, rules: Mapping[str, stats.Rule], adequacy, scale_n
         ours=(f"slope of the MTL − STL gap per halving of the data {d.estimate:+.2f} [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}] "
               f"Δm points (95% CI); gap change vs clean (mean ± SE): {listing}"),
         evidence=evidence, rule=rules["C6_widens"], adequacy=adequacy, scale_needed=scale_needed,
-        seeds_needed=d.seeds_needed if v == "inconclusive" else None,
+        seeds_needed=d.seeds_needed if v == "inconclusive" and trained(adequacy) else None,
         setting="scenes, subsampled by scans per scene and by scenes", **extra)

@@ -28,8 +28,8 @@ from ..models.pretrained import VFM_INITIALISATIONS, create_vit, resolve_name, s
 from ..paths import portable
 from ..runs import canonical, run_id, write_json
 from ..train import resolve_device, seed_everything
-from .imbalance import (any_needed, any_task, compact, describe_spec, gate_records, result_runs, rules,  # noqa: F401
-                        scale_statement, task_gaps, vanilla_imbalance)
+from .imbalance import (any_needed, any_task, compact, describe_spec, gate_records, result_runs,  # noqa: F401
+                        scale_statement, section_rules, task_gaps, trained, vanilla_imbalance)
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,8 @@ def _pretrain(vit: nn.Module, cfg: dict, size: tuple[int, int]) -> list[float]:
 def make_checkpoint(out_dir, name: str, init: dict, backbone_kw: dict) -> Path:
     """Make (or find) the checkpoint of one offline initialisation under ``out_dir/checkpoints``.
 
-    ``init["kind"]`` (one of :data:`OFFLINE`): ``random`` (timm's own initialisation at ``init["seed"]``), ``supervised``
+    ``init["kind"]`` (one of :data:`OFFLINE`): ``random`` (timm's own initialisation at ``init["seed"]``),
+    ``supervised``
     (classification of every task of ``init["dataset"]``) or ``masked`` (masked-image reconstruction on
     the images of ``init["dataset"]``, labels unused). A ``<checkpoint>.json`` records the pretraining loss.
     """
@@ -327,5 +328,6 @@ def c4_initialisations(results: dict[str, dict], rules: Mapping[str, stats.Rule]
         evidence=evidence,
         rule={"combine": "all initialisations keep it (Bonferroni over them); per initialisation any task (Holm)",
               "parts": {"C4_below": rule.to_dict()}},
-        adequacy=adequacy, scale_needed=scale_needed, seeds_needed=needed if v == "inconclusive" else None,
+        adequacy=adequacy, scale_needed=scale_needed,
+        seeds_needed=needed if v == "inconclusive" and trained(adequacy) else None,
         setting="scenes, ViT", foundation_models=list(foundation), **extra)
