@@ -86,7 +86,7 @@ def test_an_unknown_key_names_the_file_the_key_and_the_valid_keys(sections_in, t
         imbalance.setup("smoke", str(tmp_path / "out"))
     msg = str(e.value)
     assert "imbalance.yaml" in msg and "profile 'smoke'" in msg
-    assert "unknown key(s) ['dataset']" in msg and "valid keys: ['datasets']" in msg
+    assert "unknown key(s) ['dataset']" in msg and "valid keys: ['datasets', 'rules', 'symmetric', 'real_grid']" in msg
 
 
 def test_a_missing_required_key_is_named_and_defaults_are_optional(sections_in, tmp_path):

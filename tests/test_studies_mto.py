@@ -49,17 +49,68 @@ def test_rank_correlation_is_minus_one_for_reversed_orders():
     assert corr.loc["d1", "d1"] == 1.0
 
 
-def test_c2_supports_when_orders_disagree_between_datasets_and_grid_is_best():
-    one = _result(_ordered([5, 4, 3, 2, 1, 0]))
-    two = _result(_ordered([5, 0, 1, 2, 3, 4]))
-    v = mto.c2_inconsistent({"one": one, "two": two})
-    assert v["id"] == "C2" and v["verdict"] == "supports"
+RULES = mto.section_rules(mto.profiles.load("mto", "cpu"))     # the preregistered rules, from the yaml
+PASSED = {"passed": True, "detail": "constructed runs, trained"}
+NAMES = ("Grid Search", "Uniform", "M1", "M2", "M3", "M4", "M5")
+J4 = np.array([0.01, -0.01, 0.0, 0.005])
 
 
-def test_c2_contradicts_when_orders_agree_and_grid_is_worst():
-    one = _result(_ordered([0, 5, 4, 3, 2, 1]))
-    v = mto.c2_inconsistent({"one": one, "two": _result(_ordered([0, 5, 4, 3, 2, 1]))})
-    assert v["verdict"] == "contradicts"
+def _four(values) -> dict:
+    return {n: list(v + J4) for n, v in zip(NAMES, values)}
+
+
+def _c2(results, adequacy=PASSED) -> dict:
+    return mto.c2_inconsistent(results, RULES, adequacy, n_perm=499)
+
+
+def test_c2_supports_when_orders_change_between_datasets_and_grid_is_best():
+    order = np.array([5, 4, 3, 2, 1, 0])                  # Uniform, M1..M5; each dataset rotates it
+    res = {f"d{k}": _result(_four([9] + list(np.roll(order, 2 * k)))) for k in range(3)}
+    v = _c2(res)
+    assert v["id"] == "C2" and v["verdict"] == "supports", v["evidence"]
+    assert v["fairgrad_alpha"] == [] and "FairGrad not run" in v["ours"]
+
+
+def test_c2_contradicts_when_grid_is_far_below_the_median_method():
+    res = {f"d{k}": _result(_four([-10, 5, 4, 3, 2, 1, 0])) for k in range(3)}
+    assert _c2(res)["verdict"] == "contradicts"
+
+
+def test_c2_is_inconclusive_when_every_dataset_orders_the_methods_alike():
+    res = {f"d{k}": _result(_four([9, 5, 4, 3, 2, 1, 0])) for k in range(3)}
+    v = _c2(res)
+    assert v["verdict"] == "inconclusive" and "part 1 (inconclusive)" in v["evidence"]
+
+
+def test_c2_is_untestable_when_the_gate_fails():
+    res = {f"d{k}": _result(_four([-10, 5, 4, 3, 2, 1, 0])) for k in range(3)}
+    v = _c2(res, {"passed": False, "detail": "short of the bar"})
+    assert v["verdict"] == "untestable" and v["rule_verdict"] == "contradicts"
+
+
+def test_fairgrad_alpha_is_read_from_the_run_records():
+    r = _result(_four([1, 0, 0, 0, 0, 0, 0]))
+    r["methods"]["FairGrad"] = [{"metrics": _metrics(0.0), "info": {"weighting": "FairGrad(mode='param', alpha=1.0)"}}]
+    assert mto.fairgrad_alpha({"d": r}) == [1.0]
+
+
+def test_c2_under_the_null_errs_at_most_alpha_each_way():
+    """Rankings that do not depend on the dataset (fixed method effects + seed noise) and grid search
+    exactly at the non-inferiority margin below the median method."""
+    rng = np.random.default_rng(1)
+    draws, seeds = 300, 3
+    out = []
+    for _ in range(draws):
+        effect = rng.standard_normal(6)
+        res = {}
+        for k in range(3):
+            others = effect[:, None] + rng.standard_normal((6, seeds))             # [method, seed]
+            grid = np.median(others, axis=0) - RULES["C2_competitive"].margin + 0.5 * rng.standard_normal(seeds)
+            res[f"d{k}"] = _result({n: list(v) for n, v in zip(NAMES, [grid, *others])})
+        out.append(_c2(res)["verdict"])
+    out = np.array(out)
+    bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / draws)
+    assert (out == "supports").mean() <= bound and (out == "contradicts").mean() <= bound
 
 
 def test_paper_tables_are_consistent():

@@ -1,4 +1,5 @@
 """Section "Vision foundation models": Table IV transcription, offline checkpoints through timm, C4 logic."""
+import numpy as np
 import pytest
 import torch
 
@@ -70,24 +71,65 @@ def test_hub_initialisation_uses_table_viii_name(tmp_path):
     assert spec["backbone_kw"]["model_name"] == "vit_base_patch16_224.dino" and spec["backbone_kw"]["pretrained"]
 
 
-def _res(uniform_b):
+RULES = vfm.section_rules(vfm.profiles.load("vfm", "cpu"))     # the preregistered rule, from the yaml
+PASSED = {"passed": True, "detail": "constructed runs, trained"}
+
+
+def _res(uniform_b, uniform_a=(1.0, 1.01, 1.0), stl_a=(1, 1, 1), stl_b=(1, 1, 1)):
     def recs(a, b):
         return [{"metrics": {"a": {"acc": x}, "b": {"acc": y}}} for x, y in zip(a, b)]
-    one = recs([1, 1, 1], [1, 1, 1])
-    stl = {"a": one, "b": one}
-    return {"stl": stl, "base": {"a": {"acc": 1.0}, "b": {"acc": 1.0}},
-            "dirs": {"a": {"acc": True}, "b": {"acc": True}}, "seeds": [0, 1, 2],
-            "methods": {"Uniform": recs([1.0, 1.01, 1.0], uniform_b),
-                        "Grid Search": recs([1, 1, 1], [1, 1, 1])}}
+    stl = {"a": recs(stl_a, stl_b), "b": recs(stl_a, stl_b)}
+    base = {t: {"acc": float(np.mean(v))} for t, v in (("a", stl_a), ("b", stl_b))}
+    return {"stl": stl, "base": base, "dirs": {"a": {"acc": True}, "b": {"acc": True}},
+            "seeds": list(range(len(stl_a))), "methods": {"Uniform": recs(uniform_a, uniform_b),
+                                                          "Grid Search": recs(stl_a, stl_b)}}
 
 
-def test_c4_verdict_logic():
+def _c4(results, foundation=("x", "y"), adequacy=PASSED):
+    return vfm.c4_initialisations(results, RULES, adequacy, list(foundation))
+
+
+def test_c4_verdict_logic_on_foundation_models():
     low, high = [0.8, 0.81, 0.8], [1.1, 1.12, 1.11]
-    assert vfm.c4_initialisations({"x": _res(low), "y": _res(low)})["verdict"] == "supports"
-    r = _res(high)
-    r["methods"]["Uniform"] = [{"metrics": {"a": {"acc": 1.1 + i / 100}, "b": {"acc": 1.1}}} for i in range(3)]
-    assert vfm.c4_initialisations({"x": _res(low), "y": r})["verdict"] == "contradicts"
-    assert vfm.c4_initialisations({"x": _res(low), "y": _res([0.9, 1.1, 1.0])})["verdict"] == "inconclusive"
+    assert _c4({"x": _res(low), "y": _res(low)})["verdict"] == "supports"
+    r = _res(high, uniform_a=[1.1, 1.11, 1.12])
+    assert _c4({"x": _res(low), "y": r})["verdict"] == "contradicts"
+    assert _c4({"x": _res(low), "y": _res([0.9, 1.1, 1.0])})["verdict"] == "inconclusive"
+    assert _c4({"x": _res(low), "y": _res(low)}, adequacy={"passed": False, "detail": "x"})["verdict"] == "untestable"
+
+
+def test_c4_without_a_foundation_model_is_untestable_and_says_so():
+    low = [0.8, 0.81, 0.8]
+    v = _c4({"random": _res(low), "masked": _res(low)}, foundation=())
+    assert v["verdict"] == "untestable" and v["rule_verdict"] == "supports"
+    assert "no foundation model is involved" in v["evidence"] and v["foundation_models"] == []
+    # only foundation models decide: an offline initialisation that removes the imbalance does not contradict
+    r = _res([1.1, 1.12, 1.11], uniform_a=[1.1, 1.11, 1.12])
+    assert _c4({"x": _res(low), "random": r}, foundation=("x",))["verdict"] == "supports"
+
+
+def test_foundation_models_are_the_hub_and_checkpoint_kinds(tmp_path):
+    assert vfm.foundation_models(vfm.profiles.load("vfm", "cpu")["initialisations"]) == []
+    gpu = vfm.profiles.load("vfm", "gpu")["initialisations"]
+    assert set(vfm.foundation_models(gpu)) == set(vfm.VFM_INITIALISATIONS)
+    spec = vfm.init_spec(tmp_path, {"backbone": "vit", "backbone_kw": dict(BK)}, "mine",
+                         {"kind": "checkpoint", "path": "/data/dinov2.pt"})
+    assert spec["backbone_kw"]["checkpoint"] == "/data/dinov2.pt"
+    with pytest.raises(ValueError, match="needs 'path'"):
+        vfm.init_spec(tmp_path, {"backbone": "vit", "backbone_kw": dict(BK)}, "mine", {"kind": "checkpoint"})
+
+
+def test_c4_under_the_null_errs_at_most_alpha_each_way():
+    """Uniform MTL equal to single-task in distribution for two foundation models (4 seeds)."""
+    rng = np.random.default_rng(4)
+    draws = 400
+    out = []
+    for _ in range(draws):
+        e = 1 + 0.02 * rng.standard_normal((2, 4, 4))
+        out.append(_c4({k: _res(e[i, 0], e[i, 1], e[i, 2], e[i, 3]) for i, k in enumerate("xy")})["verdict"])
+    out = np.array(out)
+    bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / draws)
+    assert (out == "supports").mean() <= bound and (out == "contradicts").mean() <= bound
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu", "paper"])

@@ -7,6 +7,7 @@ better), mean rank per dataset, and the rank agreement of methods between datase
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -15,13 +16,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, profiles
+from .. import claims, profiles, stats
 from .. import weighting as W
 from . import _common as study
 from ..metrics import delta_m, mean_rank
 from ._paper import (FIXED, SEED002_TABLE2, SEED002_TABLE2_COLUMNS, SEED004_TABLE2_DELTA,  # noqa: F401
                          SEED004_TABLE3_DELTA)
-from .imbalance import vanilla_imbalance
+from .imbalance import (describe_spec, gate_records, result_runs, scale_statement, section_rules,  # noqa: F401
+                        trained, vanilla_imbalance)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Params:
 
     datasets: dict  # name -> {spec, seeds, grid, methods (registry names), method_kw (optional)}
     all_methods: list[str] = field(default_factory=list)  # every registry name (a YAML anchor for `methods`)
+    rules: dict = field(default_factory=dict)  # claim part -> mtl.stats.Rule mapping (preregistered, `common`)
 
 
 def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
@@ -120,43 +123,73 @@ def paper_beside(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return df
 
 
-def c2_inconsistent(results: Mapping[str, dict], margin: float = 0.2) -> dict:
+def method_runs(result: dict) -> list[dict]:
+    """Every run record C2 rests on: the single-task runs and every multi-task method's runs."""
+    return result_runs(result, [m for m in result["methods"] if m != "Single-task"])
+
+
+def fairgrad_alpha(results: Mapping[str, dict]) -> list[float]:
+    """The α FairGrad's runs were trained with, read from their records (``info["weighting"]``, the
+    weighting's repr), so the page says what the runs used whatever the library default is now."""
+    found = set()
+    for r in results.values():
+        for rec in r["methods"].get(label("fairgrad"), []):
+            m = re.search(r"alpha=([0-9.eE+-]+)", str(rec.get("info", {}).get("weighting", "")))
+            if m:
+                found.add(float(m.group(1)))
+    return sorted(found)
+
+
+def rank_scores(results: Mapping[str, dict], exclude=("Single-task", "Grid Search")) -> tuple[list[str], np.ndarray]:
+    """The methods every dataset ran (``exclude`` left out) and their Δm ``[method][dataset][seed]``."""
+    dms = {n: delta_matrix(r) for n, r in results.items()}
+    common = [m for m in next(iter(dms.values())).index if m not in exclude and all(m in d.index for d in dms.values())]
+    n_seeds = min(d.shape[1] for d in dms.values())
+    return common, np.array([[dms[n].loc[m].to_numpy()[:n_seeds] for n in dms] for m in common])
+
+
+def grid_vs_median(result: dict, rule: stats.Rule) -> stats.Decision:
+    """Grid search's Δm minus the median Δm of the other multi-task methods at the same seed, by ``rule``."""
+    dm = delta_matrix(result).drop(index=["Single-task"], errors="ignore")
+    others = dm.drop(index="Grid Search")
+    return stats.paired(dm.loc["Grid Search"].to_numpy(), others.median(axis=0).to_numpy(), rule)
+
+
+def c2_inconsistent(results: Mapping[str, dict], rules: Mapping[str, stats.Rule], adequacy,
+                    scale_needed: str | None = None, n_perm: int = 1999) -> dict:
     """C2 (seed 004 §V-B): MTO methods are inconsistent across datasets; grid search stays competitive.
 
-    Part 1 compares the methods' rank agreement between datasets (Spearman ρ of seed-mean Δm)
-    with their agreement between seeds of one dataset (the seed-noise ceiling): supports if the
-    between-dataset ρ is below the ceiling by more than ``margin``, contradicts if it reaches the
-    ceiling and exceeds 0.5, else inconclusive. Part 2: grid search ranks in the better half of
-    the methods (by mean Δm) on every dataset → supports; in the worse half on every one → contradicts.
+    Part 1 (``rules["C2_inconsistent"]``, :func:`mtl.stats.rank_stability`): the methods' rankings by Δm
+    (every multi-task method but grid search) change across datasets beyond what their seeds allow —
+    Kendall's W over the datasets' rankings with a permutation test of the dataset × method interaction
+    of per-seed ranks, and a floor on 1 − W. It supports or is inconclusive ("rankings agree" would
+    need an equivalence margin on W). Part 2 (``rules["C2_competitive"]``, per dataset, Holm over the
+    datasets, "all"): grid search's Δm is not worse than the median method's (seed-paired) by more than
+    the margin. The claim is the conjunction (:func:`mtl.claims.combine`). ``adequacy``: the scale gate.
     """
-    dms = {n: delta_matrix(r) for n, r in results.items()}
-    means = {n: d.mean(axis=1) for n, d in dms.items()}
-    corr = rank_correlations(means)
-    pairs = [corr.loc[a, b] for a, b in itertools.combinations(corr.index, 2)]
-    between = float(np.nanmean(pairs)) if pairs else float("nan")
-    ceiling = float(np.nanmean([seed_consistency(d) for d in dms.values()]))
-    if np.isnan(between) or np.isnan(ceiling):
-        part1 = "inconclusive"
-    elif between < ceiling - margin:
-        part1 = "supports"
-    elif between >= ceiling and between > 0.5:
-        part1 = "contradicts"
-    else:
-        part1 = "inconclusive"
-    mtl_means = {n: m.drop(index="Single-task", errors="ignore") for n, m in means.items()}
-    grid_rank = {n: int((m > m["Grid Search"]).sum()) + 1 for n, m in mtl_means.items()}
-    n_methods = {n: len(m) for n, m in mtl_means.items()}
-    better = [grid_rank[n] <= (n_methods[n] + 1) / 2 for n in mtl_means]
-    part2 = "supports" if all(better) else ("contradicts" if not any(better) else "inconclusive")
-    gs = ", ".join(f"{n} {grid_rank[n]}/{n_methods[n]}" for n in mtl_means)
+    names, scores = rank_scores(results)
+    rs = stats.rank_stability(scores, rules["C2_inconsistent"], n_perm=n_perm)
+    comp = {n: grid_vs_median(r, rules["C2_competitive"]) for n, r in results.items()}
+    p2 = stats.combine(list(comp.values()), "all", rules["C2_competitive"].alpha, names=list(comp))
+    overall = claims.combine(rs.decision.verdict, p2.verdict)
+    needed = p2.seeds_needed if p2.verdict == "inconclusive" else None
+    alphas = fairgrad_alpha(results)
+    alpha_note = (f"FairGrad trained with α = {', '.join(f'{a:g}' for a in alphas)}"
+                  + (" (Nash-MTL's direction; FairGrad's official runs use α = 2)" if alphas and 2.0 not in alphas
+                     else "") if alphas else "FairGrad not run")
+    gs = ", ".join(f"{n} {d.estimate:+.2f} [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}]" for n, d in comp.items())
     return claims.verdict(
-        "C2", claims.combine(part1, part2),
+        "C2", overall,
         paper=(f"Methods are inconsistent across datasets and grid search remains competitive (§V-B); for "
                f"reference, Table II's own Δm give Spearman ρ {paper_rank_correlation():+.2f} between NYUD-v2 "
                f"and PASCAL-Context."),
-        ours=(f"mean Spearman ρ of method Δm between datasets {between:+.2f}; between seeds of one dataset "
-              f"{ceiling:+.2f}; grid search rank by Δm: {gs}"),
-        evidence=(f"part 1 ({part1}): between-dataset ρ vs the seed-noise ceiling (margin {margin:g}); "
-                  f"part 2 ({part2}): grid search in the better half on every dataset; "
-                  f"seeds per dataset {[len(r['seeds']) for r in results.values()]}"),
-        setting=", ".join(results))
+        ours=(f"Kendall's W of {len(names)} methods' Δm rankings over {len(results)} datasets {rs.w:.2f} "
+              f"(permutation p = {rs.p:.3g}); grid search Δm − median method Δm (95% CI): {gs}; {alpha_note}"),
+        evidence=(f"part 1 ({rs.decision.verdict}): {rs.decision.text}; part 2 ({p2.verdict}): grid search not worse "
+                  f"than the median method, per dataset: {p2.text} — "
+                  + "; ".join(f"{n}: {d.text}" for n, d in zip(comp, p2.parts))),
+        rule={"combine": "all", "parts": {"C2_inconsistent": rules["C2_inconsistent"].to_dict(),
+                                          "C2_competitive (per dataset, Holm all)": rules["C2_competitive"].to_dict()}},
+        adequacy=adequacy, scale_needed=scale_needed,
+        seeds_needed=needed if overall == "inconclusive" and trained(adequacy) else None,
+        setting=", ".join(results), fairgrad_alpha=alphas)
