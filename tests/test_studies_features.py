@@ -38,7 +38,8 @@ def _rec(acc=0.6, epochs=5):
 def _res(dist, trivial=0.1):
     seeds = sorted(dist["seed"].unique())
     return {"distances": dist, "stl": {t: [_rec() for _ in seeds] for t in TASKS},
-            "methods": {"Single-task": [{"metrics": _rec()["metrics"]}], **{m: [_rec() for _ in seeds] for m in METHODS}},
+            "methods": {"Single-task": [{"metrics": _rec()["metrics"]}],
+                        **{m: [_rec() for _ in seeds] for m in METHODS}},
             "trivial": {t: {"acc": trivial} for t in TASKS}, "dirs": DIRS}
 
 

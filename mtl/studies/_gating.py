@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import adequacy, profiles
+from .. import adequacy, claims, profiles
 from ..stats import Combined, Decision, Rule
 
 
@@ -51,11 +51,12 @@ def scale_needed(gate_result, section: str) -> str | None:
         if any(not c["gap"]["passed"] for c in cells):
             close += 1
         epochs |= {c["plateau"]["epochs"] for c in cells if c["plateau"].get("epochs")}
-    e = max(epochs) if epochs else None
+    e = "/".join(str(x) for x in sorted(epochs)) if epochs else "?"
     parts = []
     if rising:
         parts.append(f"{rising}/{n} runs' validation curves still improve at the end (up to {share:.0%} of their "
-                     f"total gain in the last {adequacy.GateRules().plateau_epochs} epochs) → more than {e} epochs")
+                     f"total gain in the last {adequacy.GateRules().plateau_epochs} epochs) → more than the {e} "
+                     f"epochs they had")
     if close:
         parts.append(f"{close}/{n} runs do not close {adequacy.GateRules().gap_fraction:g} of the gap from the trivial "
                      f"predictor to a perfect score → more epochs or more data")
@@ -127,3 +128,13 @@ def reading(verdicts: Sequence[Mapping]) -> str:
                      + (f"; seeds needed: {v['seeds_needed']}" if v.get("seeds_needed") else "")
                      + (f"; what would pass: {v['scale_needed']}" if v.get("scale_needed") else ""))
     return "**Reading.** The verdicts, computed from the runs above:\n\n" + "\n".join(lines)
+
+
+def verdict(*args, **kw) -> dict:
+    """:func:`mtl.claims.verdict`, and an ``inconclusive`` record always carries ``seeds_needed``
+    (None when no number of seeds would decide it: an effect below the floor, 0, or out of reach;
+    its evidence says which)."""
+    rec = claims.verdict(*args, **kw)
+    if rec["verdict"] == "inconclusive":
+        rec.setdefault("seeds_needed", None)
+    return rec

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, diagnostics, profiles, sweep
+from .. import diagnostics, profiles, sweep
 from ..stats import Decision, Rule, correlation
 from . import _common as study
 from . import _gating as gating
@@ -170,7 +170,7 @@ def c7_verdict(res: dict, rules: Mapping, setting: str) -> dict:
     gate = gating.gate(recs, res["trivial"], res["dirs"])
     means = runs.groupby("method", sort=False)[["distance", "delta_m"]].mean()
     order = ", ".join(f"{m} {r.distance:.3f}/{r.delta_m:+.2f}%" for m, r in means.sort_values("distance").iterrows())
-    return claims.verdict(
+    return gating.verdict(
         "C7", d.verdict, paper=PAPER_C7,
         ours=(f"{setting}: mean within-seed Spearman ρ(distance, Δm) over {runs['method'].nunique()} methods = "
               f"{d.estimate:+.2f} ({d.n} seeds); mean distance/Δm by method, closest first: {order}"),

@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .. import claims, profiles
+from .. import profiles
 from ..stats import Combined, Decision, Rule, combine, correlation, paired, spearman_by_seed
 from . import _common as study
 from . import _gating as gating
@@ -180,7 +180,7 @@ def c8_cosine_not_conflict(res: dict, rules: Mapping) -> dict:
     c = decide_c8(st["delta_m"], st["cos_update_spread"], st["pairwise_cos"], r)
     gate = gate_runs(res, _stl_records(res) + [x for v in res["probed"].values() for x in v])
     d1, d2 = c.parts
-    return claims.verdict(
+    return gating.verdict(
         "C8", c.verdict,
         paper="Methods with small cosine-with-aggregate differences across tasks do best; pairwise conflict "
               "does not separate good from bad methods (Figs. 7, 10–13).",
@@ -254,15 +254,16 @@ def c9_norm_imbalance(res: dict, rules: Mapping) -> dict:
     if c is None:        # the grid cannot order the tasks: the claim needs a real grid, not more seeds
         rule = {"combine": "all", "alpha": r["C9_norms"].alpha, "multiplicity": "holm",
                 "parts": [x.to_dict() for x in r.values()]}
-        rec = claims.verdict("C9", "untestable", paper=PAPER_C9, ours=ours,
-                             evidence=(f"untestable at this profile: "
-                                       + ("the runs fail the scale gate (see adequacy), and " if not gate.passed else "")
+        rec = gating.verdict("C9", "untestable", paper=PAPER_C9, ours=ours,
+                             evidence=("untestable at this profile: "
+                                       + ("the runs fail the scale gate (see adequacy), and "
+                                          if not gate.passed else "")
                                        + f"{why}. Parts 1–2, for the record: {texts}"),
                              rule=rule, adequacy=gate, scale_needed=(gating.scale_needed(gate, "gradients") or "")
                              + f"; {why} → a grid of ≥ 12 points with distinct weights per task (issue 16)",
                              setting=res.get("setting", ""))
         return rec
-    return claims.verdict("C9", c.verdict, paper=PAPER_C9, ours=ours, evidence=f"{c.text}. {texts}",
+    return gating.verdict("C9", c.verdict, paper=PAPER_C9, ours=ours, evidence=f"{c.text}. {texts}",
                           rule=c.to_dict()["rule"], adequacy=gate, seeds_needed=c.seeds_needed,
                           scale_needed=gating.scale_needed(gate, "gradients"), setting=res.get("setting", ""))
 
