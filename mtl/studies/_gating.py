@@ -5,6 +5,7 @@ statement of the scale that would pass, and the trivial predictors beside the si
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Mapping, Sequence
 
@@ -121,8 +122,14 @@ def reading(verdicts: Sequence[Mapping]) -> str:
     lines = []
     for v in verdicts:
         a = v.get("adequacy") or {}
-        gate = ("passed" if a.get("passed") else f"failed ({str(a.get('detail', '')).split('; failing')[0]})") \
-            if a else "not applied"
+        detail = str(a.get("detail", ""))
+        counts = "; ".join(re.findall(r"(?:\w+: )?\d+/\d+ runs beat the trivial predictor; \d+/\d+ plateaued", detail))
+        if not a:
+            gate = "not applied"
+        elif detail.startswith("timing claim"):
+            gate = f"does not apply ({detail})"
+        else:
+            gate = ("passed" if a.get("passed") else "failed") + (f" ({counts})" if counts else "")
         lines.append(f"- **{v['id']}**: {v['verdict']}; the scale gate {gate}"
                      + (f"; the rule alone, for the record: {v['rule_verdict']}" if v.get("rule_verdict") else "")
                      + (f"; seeds needed: {v['seeds_needed']}" if v.get("seeds_needed") else "")
