@@ -71,6 +71,12 @@ def test_c19_rankings_that_change_support_and_stable_or_noisy_ones_do_not():
     assert v["verdict"] == "untestable" and v["rule_verdict"] == "supports"
 
 
+def test_c19_needs_three_methods_and_two_architectures():
+    two = _c19_cells({"hps": [0, 1], "mtan": [1, 0]})
+    v = A.c19_no_single_best(_result(two, seeds=4), RULES)
+    assert v["verdict"] == "untestable" and "at least 3 methods" in v["evidence"]
+
+
 def test_c19_null_simulation():
     """Method effects the same on every architecture (plus seed noise): false supports ≤ 5 % + 3 MC SE."""
     rng = np.random.default_rng(1)

@@ -440,8 +440,13 @@ def c19_no_single_best(result: dict, rules: Mapping) -> dict:
     covers every cell and every single-task run."""
     rule = gating.rules({"rules": rules}, "C19")["C19"]
     scores, methods, archs = c19_scores(result)
-    rs = decide_c19(scores, rule)
     gate = _gate_cells(result, methods)
+    if len(methods) < 3 or len(archs) < 2:
+        return gating.verdict("C19", "untestable", paper="seed 002 Tables 2–9 (13 methods × 8 architectures)",
+                              ours=f"{len(methods)} methods over {len(archs)} architectures whose every cell trained",
+                              evidence="untestable at this profile: a ranking change needs at least 3 methods and 2 "
+                                       "architectures", rule=rule, adequacy=gate, setting="scenes")
+    rs = decide_c19(scores, rule)
     best = delta_table(result).idxmax().to_dict()
     pbest = paper_delta_table().idxmax().to_dict()
     w_p, n_p = paper_w()
