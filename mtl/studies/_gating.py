@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .. import adequacy, claims, profiles
-from ..stats import Combined, Decision, Rule
+from ..stats import Combined, Decision, Rule, holm_adjusted
 
 
 def rules(cfg: Mapping, *names: str) -> dict[str, Rule]:
@@ -100,7 +100,6 @@ def collapse(c: Combined, what: str) -> Decision:
     p-value behind that verdict (for "any": the smallest Holm-adjusted p of a supporting part; for
     "all": the largest p; for contradicts the mirror; inconclusive: the smallest adjusted p), so
     Holm at the outer level sees a valid p for the family."""
-    from ..stats import holm_adjusted
     p_raw = np.array([1.0 if d.p is None else d.p for d in c.raw_parts])
     adj = holm_adjusted(p_raw)
     v = c.verdict

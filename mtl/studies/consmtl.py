@@ -20,6 +20,7 @@ from typing import Mapping
 
 from .. import profiles
 from .. import weighting as W
+from ..adequacy import Adequacy
 from ..experiment import RunSpec, load_data
 from ..metrics import mean_se
 from ..stats import Combined, Rule, combine, paired
@@ -313,7 +314,6 @@ def _per_dataset(results: Mapping[str, dict], what, rule: Rule) -> tuple[Combine
 
 def _gate(results: Mapping[str, dict], methods: tuple[str, ...], stl: bool):
     """The scale gate over the claim's runs of every dataset (each against its dataset's trivial predictors)."""
-    from ..adequacy import Adequacy
     gates = {}
     for name, r in results.items():
         recs = [x for m in methods for x in r["methods"][m]]
