@@ -3,6 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mtl import profiles
+from mtl.stats import Rule
 from mtl.studies import features as F
 
 METHODS = ["Uniform", "Grid Search", "CAGrad", "Nash-MTL", "AvgNorm", "URL"]
@@ -22,21 +24,62 @@ def _distances(slope: float, seeds=(0, 1, 2), noise: float = 0.0, seed: int = 0)
     return pd.DataFrame(rows)
 
 
+RULES = profiles.load("features", "cpu")["rules"]
+RULE = Rule.from_dict(RULES["C7"])
+DIRS = {t: {"acc": True} for t in TASKS}
+
+
+def _rec(acc=0.6, epochs=5):
+    """A run record that passes the gate against TRIVIAL: metrics well above it, a flat validation curve."""
+    m = {t: {"acc": acc} for t in TASKS}
+    return {"metrics": m, "history": [{"epoch": e, "val": m} for e in range(epochs)]}
+
+
+def _res(dist, trivial=0.1):
+    seeds = sorted(dist["seed"].unique())
+    return {"distances": dist, "stl": {t: [_rec() for _ in seeds] for t in TASKS},
+            "methods": {"Single-task": [{"metrics": _rec()["metrics"]}],
+                        **{m: [_rec() for _ in seeds] for m in METHODS}},
+            "trivial": {t: {"acc": trivial} for t in TASKS}, "dirs": DIRS}
+
+
 def test_closer_and_better_supports():
-    v = F.c7_verdict(_distances(-10.0), "synthetic")
-    assert v["id"] == "C7" and v["verdict"] == "supports"
+    v = F.c7_verdict(_res(_distances(-10.0)), RULES, "synthetic")
+    assert v["id"] == "C7" and v["verdict"] == "supports" and v["adequacy"]["passed"]
+    assert v["rule"] == RULE.to_dict()
 
 
 def test_farther_and_better_contradicts():
-    assert F.c7_verdict(_distances(+10.0), "synthetic")["verdict"] == "contradicts"
+    assert F.c7_verdict(_res(_distances(+10.0)), RULES, "synthetic")["verdict"] == "contradicts"
 
 
 def test_no_relation_or_one_seed_is_inconclusive():
-    assert F.c7_verdict(_distances(-10.0, seeds=(0,)), "one seed")["verdict"] == "inconclusive"
+    assert F.c7_verdict(_res(_distances(-10.0, seeds=(0,))), RULES, "one seed")["verdict"] == "inconclusive"
     flat = _distances(0.0, noise=1.0, seed=3)
     flat["delta_m"] = np.tile(np.repeat([0.3, -0.1, 0.2, -0.3, 0.1, 0.0], len(TASKS)), 3)
     flat.loc[flat.seed == 1, "delta_m"] *= -1                       # opposite rankings in different seeds
-    assert F.c7_verdict(flat, "flat")["verdict"] == "inconclusive"
+    v = F.c7_verdict(_res(flat), RULES, "flat")
+    assert v["verdict"] == "inconclusive" and "seeds needed" in v["evidence"]
+
+
+def test_failing_gate_is_untestable():
+    v = F.c7_verdict(_res(_distances(-10.0), trivial=0.7), RULES, "synthetic")
+    assert v["verdict"] == "untestable" and v["rule_verdict"] == "supports" and v["scale_needed"]
+
+
+def test_c7_null_simulation():
+    """Distances and Δm independent within every seed: false supports / contradicts ≤ 5 % + 3 MC SE."""
+    rng = np.random.default_rng(0)
+    n = 400
+    out = []
+    for _ in range(n):
+        d, dm = rng.standard_normal((2, 3, len(METHODS)))
+        rows = [{"method": m, "seed": s, "task": t, "distance": d[s, i], "improvement": 0.0, "delta_m": dm[s, i]}
+                for s in range(3) for i, m in enumerate(METHODS) for t in TASKS]
+        out.append(F.decide_c7(pd.DataFrame(rows), RULE).verdict)
+    out = np.asarray(out)
+    bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / n)
+    assert (out == "supports").mean() <= bound and (out == "contradicts").mean() <= bound
 
 
 def test_within_seed_correlation_ignores_seed_offsets():

@@ -11,20 +11,23 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass, field
+from typing import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, profiles, sweep
+from .. import profiles, sweep
 from . import _common as study
 from .. import weighting as W
 from ..experiment import load_data
 from ..memory import step_cost
-from ..metrics import delta_m, paired_difference
+from ..metrics import delta_m
 from ..models import create_model
 from ..runs import canonical, run_id, write_json
+from ..stats import Combined, Decision, Rule, combine, kendall_w, paired, rank_stability
+from . import _gating as gating
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Params:
     methods: dict  # label -> {weighting, weighting_kw}
     cost: dict = field(default_factory=dict)  # one measured step per cell: steps, memory_limit_mb
     architecture_kw: dict = field(default_factory=dict)  # architecture -> its keyword arguments
+    rules: dict = field(default_factory=dict)  # claim part -> preregistered mtl.stats.Rule (yaml `common:`)
 
 
 def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
@@ -337,102 +341,123 @@ def mean_off_diagonal(corr: pd.DataFrame) -> float:
     return float(off.mean()) if off.size else float("nan")
 
 
-def c3_architectures(result: dict, method: str = "ew", z: float = 2.0) -> dict:
-    """C3 (seed 004 §V-C, Fig. 4): architectures mitigate but do not remove the imbalance.
-
-    Part 1 ("not removed"): an architecture keeps the imbalance when some task of its multi-task
-    model (``method``) is below its own single-task variant by > ``z`` SE (seed-paired); supports if
-    most non-HPS architectures do, contradicts if most are above on every task. Part 2 ("mitigate"):
-    an architecture's Δm against its own STL beats HPS's Δm against HPS's STL by > ``z`` SE (paired by
-    seed); supports if most do, contradicts if most are worse by that margin.
-    """
-    archs = [a for a in result["archs"] if a != "hps" and not isinstance(result["mtl"][a][method], str)]
-    if "hps" not in result["archs"] or not archs:
-        return claims.verdict("C3", "inconclusive", paper=_C3_PAPER, ours="HPS or other architectures missing",
-                              evidence="needs HPS and at least one other architecture")
-    keeps, removes, better, worse, lines = [], [], [], [], []
-    hps = cell_deltas(result, "hps", method)
-    for a in archs:
-        below = study.below_stl(result["mtl"][a][method], result["stl"][a], result["dirs"], z)
-        if any(s == "less" for s, *_ in below.values()):
-            keeps.append(a)
-        if all(s == "greater" for s, *_ in below.values()):
-            removes.append(a)
-        side, d, se = paired_difference(cell_deltas(result, a, method), hps, z)
-        (better if side == "greater" else worse if side == "less" else []).append(a)
-        lines.append(f"{a} {np.mean(cell_deltas(result, a, method)):+.1f}% (vs HPS {d:+.1f}±{se:.1f})")
-    n = len(archs)
-    part1 = "supports" if len(keeps) > n / 2 else "contradicts" if len(removes) > n / 2 else "inconclusive"
-    part2 = "supports" if len(better) > n / 2 else "contradicts" if len(worse) > n / 2 else "inconclusive"
-    return claims.verdict(
-        "C3", claims.combine(part1, part2), paper=_C3_PAPER,
-        ours=(f"Δm vs own single-task ({method}): HPS {np.mean(hps):+.1f}%, " + ", ".join(lines)),
-        evidence=(f"part 1 ({part1}): architectures with a task below their own STL by > {z:g} SE over "
-                  f"{len(result['seeds'])} seeds: {keeps or 'none'}, above on every task: {removes or 'none'} "
-                  f"(of {n}); part 2 ({part2}): gap to own STL smaller than HPS's: {better or 'none'}, larger: "
-                  f"{worse or 'none'}; the reliance on loss weights is not tested here"),
-        setting=f"scenes, {method}")
-
-
-_C3_PAPER = ("MTAN, MTI-Net and InvPT narrow the gap of vanilla MTL but stay below their own single-task "
-             "variants on PASCAL-Context (e.g. InvPT −3.74% / −6.05% vs vanilla −6.77% / −8.37%)")
-
-
-def _reversals(result: dict, z: float) -> list[tuple]:
-    """(m1, m2, a, b): m1 beats m2 by > z SE on architecture a and m2 beats m1 by > z SE on b (seed-paired)."""
-    sides = {}
-    for a in result["archs"]:
-        for m1, m2 in itertools.combinations(result["methods"], 2):
-            d1, d2 = cell_deltas(result, a, m1), cell_deltas(result, a, m2)
-            if d1 and d2:
-                sides[(a, m1, m2)] = paired_difference(d1, d2, z)[0]
-    out = []
-    for (a, m1, m2), s in sides.items():
-        for b in result["archs"]:
-            if s == "greater" and sides.get((b, m1, m2)) == "less":
-                out.append((m1, m2, a, b))
-            elif s == "less" and sides.get((b, m1, m2)) == "greater":
-                out.append((m2, m1, a, b))
+def _task_gaps(result: dict, arch: str, method: str) -> dict[str, tuple[list[float], list[float]]]:
+    """Per task: the multi-task cell's and the own single-task runs' improvement (%) over the own
+    single-task mean, per seed (paired by seed index)."""
+    out = {}
+    for t, d in result["dirs"].items():
+        base = study.stl_base({t: result["stl"][arch][t]})
+        mine = [study.per_task_improvement(r["metrics"], base, {t: d})[t] for r in result["mtl"][arch][method]]
+        ref = [study.per_task_improvement(r["metrics"], base, {t: d})[t] for r in result["stl"][arch][t]]
+        out[t] = (mine, ref)
     return out
 
 
-def _always_best(result: dict, z: float) -> str | None:
-    """The method that beats every other method by > z SE on every architecture, if one does."""
-    for m in result["methods"]:
-        ok = True
-        for a in result["archs"]:
-            dm = cell_deltas(result, a, m)
-            for o in result["methods"]:
-                do = cell_deltas(result, a, o)
-                if o != m and (not dm or not do or paired_difference(dm, do, z)[0] != "greater"):
-                    ok = False
-        if ok:
-            return m
-    return None
+def decide_c3(gaps: dict[str, dict[str, tuple]], dm: dict[str, list[float]], dm_hps: list[float],
+              rules: dict[str, Rule]) -> tuple[Combined, Decision, Decision]:
+    """C3's two parts over the non-HPS architectures. ``C3_below`` ("not removed"): per architecture,
+    some task's multi-task improvement lies below its own single-task runs' (superiority, direction
+    less, Holm over the tasks: "any"); every architecture must keep such a task (Holm over the
+    architectures: "all"). ``C3_mitigate``: per architecture Δm against its own single-task variant
+    minus HPS's Δm against HPS's, paired by seed (superiority, greater); every architecture must
+    (Holm, "all"). ``gaps[arch][task] = (mtl, stl)``, ``dm[arch]`` per seed. Returns the combined
+    claim and the two parts (as decisions)."""
+    per_arch = [gating.collapse(combine([paired(m, r, rules["C3_below"]) for m, r in g.values()], "any",
+                                        names=list(g)), a) for a, g in gaps.items()]
+    below = gating.collapse(combine(per_arch, "all", names=list(gaps)), "every architecture keeps a task below")
+    mitigate = gating.collapse(combine([paired(dm[a], dm_hps, rules["C3_mitigate"]) for a in dm], "all",
+                                       names=list(dm)), "every architecture narrows HPS's gap")
+    return combine([below, mitigate], "all", names=["not removed", "mitigated"]), below, mitigate
 
 
-def c19_no_single_best(result: dict, z: float = 2.0) -> dict:
+def _gate_cells(result: dict, methods) -> "gating.adequacy.Adequacy":
+    recs = [r for a in result["archs"] for m in methods if not isinstance(result["mtl"][a][m], str)
+            for r in result["mtl"][a][m]]
+    recs += [r for a in result["archs"] for v in result["stl"][a].values() for r in v]
+    return gating.gate(recs, result["trivial"], result["dirs"])
+
+
+def c3_architectures(result: dict, rules: Mapping, method: str = "ew") -> dict:
+    """C3 (seed 004 §V-C, Fig. 4): architectures mitigate but do not remove the imbalance
+    (:func:`decide_c3`, rules ``C3_below`` and ``C3_mitigate``); the reliance on loss weights (the
+    claim's third clause) is not tested here. The gate covers every architecture's single-task runs
+    and its ``method`` cell."""
+    r = gating.rules({"rules": rules}, "C3_below", "C3_mitigate")
+    archs = [a for a in result["archs"] if a != "hps" and not isinstance(result["mtl"][a][method], str)]
+    if "hps" not in result["archs"] or not archs:
+        return gating.verdict("C3", "untestable", paper=_C3_PAPER, ours="HPS or other architectures missing",
+                              evidence="untestable at this profile: C3 needs HPS and at least one other architecture")
+    gaps = {a: _task_gaps(result, a, method) for a in archs}
+    dm = {a: cell_deltas(result, a, method) for a in archs}
+    hps = cell_deltas(result, "hps", method)
+    c, below, mitigate = decide_c3(gaps, dm, hps, r)
+    gate = _gate_cells(result, [method])
+    lines = [f"{a} {np.mean(dm[a]):+.1f}% (minus HPS {np.mean(np.subtract(dm[a], hps)):+.1f})" for a in archs]
+    rule = {"combine": "all", "alpha": r["C3_below"].alpha,
+            "multiplicity": "holm (tasks within an architecture: any; architectures: all; the two parts: all)",
+            "parts": [r["C3_below"].to_dict(), r["C3_mitigate"].to_dict()]}
+    return gating.verdict(
+        "C3", c.verdict, paper=_C3_PAPER,
+        ours=(f"Δm vs own single-task ({method}): HPS {np.mean(hps):+.1f}%, " + ", ".join(lines)),
+        evidence=f"{c.text}. Not removed — {below.text}. Mitigated — {mitigate.text}. The reliance on loss weights is "
+                 f"not tested here",
+        rule=rule, adequacy=gate, seeds_needed=c.seeds_needed, scale_needed=gating.scale_needed(gate, "architectures"),
+        setting=f"scenes, {method}")
+
+
+_C3_PAPER = ("MTAN, MTI-Net and InvPT narrow the gap of vanilla MTL to single-task but stay below their own "
+             "single-task variants (seed 004 §V-C, Fig. 4): InvPT Uniform vs InvPT single-task −3.74% and −6.05% "
+             "on the two datasets (NYUD-v2, PASCAL-Context), vanilla MTL vs STL −6.77% and −8.37%; MTI-Net beats "
+             "its own single-task on NYUD-v2 (+3.66% vs +3.45%) but not on PASCAL-Context (−1.75% vs +1.71%)")
+
+N_PERM = 1999   # permutations of C19's rank-stability test
+
+
+def c19_scores(result: dict) -> tuple[np.ndarray, list[str], list[str]]:
+    """``scores[method][architecture][seed]``: Δm% against the architecture's own single-task
+    variant, over the methods and architectures whose every cell trained."""
+    archs = [a for a in result["archs"] if all(cell_deltas(result, a, m) for m in result["methods"])]
+    methods = list(result["methods"])
+    return np.array([[cell_deltas(result, a, m) for a in archs] for m in methods]), methods, archs
+
+
+def decide_c19(scores, rule: Rule, n_perm: int = N_PERM):
+    """C19's rule: Kendall's W of the architectures' method rankings with the permutation test of
+    :func:`mtl.stats.rank_stability` (one omnibus test over all architectures and methods, instead
+    of the many pairwise reversals it replaces)."""
+    return rank_stability(scores, rule, n_perm=n_perm)
+
+
+def paper_w() -> tuple[float, int]:
+    """Kendall's W of seed 002's method rankings over its eight architectures (methods with an OOM
+    cell left out) and the number of methods ranked."""
+    t = paper_delta_table().dropna()
+    return float(kendall_w(t.rank().to_numpy().T)), len(t)
+
+
+def c19_no_single_best(result: dict, rules: Mapping) -> dict:
     """C19 (seed 002 Tables 2–9): no single method is best across architectures; rankings change.
-
-    Supports if some pair of methods reverses order between two architectures, each order by > ``z``
-    SE over seeds; contradicts if one method beats all others by that margin on every architecture;
-    otherwise inconclusive. The mean Spearman correlation of the method rankings between
-    architectures (ours and seed 002's) is reported as context.
-    """
-    table = delta_table(result)
-    best = table.idxmax().to_dict()
-    rev, champ = _reversals(result, z), _always_best(result, z)
-    v = "supports" if rev else "contradicts" if champ else "inconclusive"
-    paper = paper_delta_table()
-    pbest = paper.idxmax().to_dict()
-    return claims.verdict(
-        "C19", v,
-        paper=(f"seed 002: best method per architecture {pbest}; mean Spearman rank correlation between "
-               f"architectures {mean_off_diagonal(rank_correlation(paper)):+.2f} over 13 methods"),
-        ours=(f"best method per architecture (mean Δm) {best}; mean Spearman rank correlation "
-              f"{mean_off_diagonal(rank_correlation(table)):+.2f} over {len(result['methods'])} methods"),
-        evidence=(f"{len(rev)} seed-paired rank reversals beyond {z:g} SE"
-                  + (f" (e.g. {rev[0][0]} > {rev[0][1]} on {rev[0][2]} but < on {rev[0][3]})" if rev else "")
-                  + (f"; {champ} best on every architecture" if champ else "; no method best everywhere by that margin")
-                  + f"; {len(result['seeds'])} seeds"),
-        setting="scenes")
+    Decided by :func:`decide_c19` (rule ``C19``: the architectures' rankings agree less than
+    ``1 − floor`` by Kendall's W, and change beyond seed noise by the permutation test); the gate
+    covers every cell and every single-task run."""
+    rule = gating.rules({"rules": rules}, "C19")["C19"]
+    scores, methods, archs = c19_scores(result)
+    gate = _gate_cells(result, methods)
+    if len(methods) < 3 or len(archs) < 2:
+        return gating.verdict("C19", "untestable", paper="seed 002 Tables 2–9 (13 methods × 8 architectures)",
+                              ours=f"{len(methods)} methods over {len(archs)} architectures whose every cell trained",
+                              evidence="untestable at this profile: a ranking change needs at least 3 methods and 2 "
+                                       "architectures", rule=rule, adequacy=gate, setting="scenes")
+    rs = decide_c19(scores, rule)
+    best = delta_table(result).idxmax().to_dict()
+    pbest = paper_delta_table().idxmax().to_dict()
+    w_p, n_p = paper_w()
+    return gating.verdict(
+        "C19", rs.decision.verdict,
+        paper=(f"seed 002: best method per architecture {pbest}; Kendall's W of the architectures' rankings of "
+               f"{n_p} methods (no OOM cell) {w_p:.2f}, one run per cell"),
+        ours=(f"best method per architecture (mean Δm) {best}; Kendall's W of the rankings of {len(methods)} methods "
+              f"over {len(archs)} architectures {rs.w:.2f}"),
+        evidence=rs.decision.text + "; 'contradicts' would need an equivalence margin on W (rankings that do not "
+                                    "change), which this rule does not test",
+        rule=rule, adequacy=gate, scale_needed=gating.scale_needed(gate, "architectures"), setting="scenes")

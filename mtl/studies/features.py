@@ -7,16 +7,18 @@ adapter protocol fitted post hoc on the train split, measured on the test split)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, diagnostics, profiles, sweep
-from ..metrics import paired_difference
+from .. import diagnostics, profiles, sweep
+from ..stats import Decision, Rule, correlation
 from . import _common as study
+from . import _gating as gating
 from . import _paper as reference
 from ..experiment import load_data, load_model
 from ..paths import portable
@@ -34,6 +36,7 @@ class Params:
     methods: dict  # label -> {weighting, weighting_kw}: the MTO methods besides uniform and grid
     url: dict  # URL's weighting_kw (base weighting, lam)
     diagnostic: dict  # mtl.diagnostics.feature_distance arguments
+    rules: dict = field(default_factory=dict)  # claim -> preregistered mtl.stats.Rule (yaml `common:`)
 
 
 def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
@@ -141,25 +144,40 @@ def rank_correlation(runs: pd.DataFrame, exclude: tuple = ()) -> dict:
             "rho_per_seed": [x for x in within if np.isfinite(x)]}
 
 
-def c7_verdict(distances: pd.DataFrame, setting: str, z: float = 2.0) -> dict:
+def decide_c7(distances: pd.DataFrame, rule: Rule) -> Decision:
+    """C7's rule at the level of the method, within seed: per seed the Spearman ρ over methods of
+    mean feature distance (over tasks) with Δm, then :func:`mtl.stats.correlation` on the per-seed ρ
+    (claimed negative: closer features, higher Δm). Seeds missing a method are left out."""
+    runs = per_run(distances)
+    d = runs.pivot(index="seed", columns="method", values="distance").dropna()
+    m = runs.pivot(index="seed", columns="method", values="delta_m").loc[d.index, d.columns]
+    return correlation(d.to_numpy(float), m.to_numpy(float), rule)
+
+
+def c7_verdict(res: dict, rules: Mapping, setting: str) -> dict:
     """C7 (seed 004 §V-F(1), Fig. 6): methods whose features stay closer to STL do better.
 
-    Per seed, Spearman ρ between each method's mean feature distance and its Δm across methods;
-    supports if the mean ρ over seeds is below 0 by more than ``z`` SE, contradicts if above 0 by
-    that margin, else inconclusive (one seed: inconclusive). The pooled ρ (all runs) and the ρ
-    without URL (which minimises the distance by construction) are reported as evidence.
+    Decided by :func:`decide_c7` with the preregistered rule ``C7`` over every multi-task method
+    (URL included: it is one of the methods compared); the gate covers the single-task baselines
+    and every multi-task run against ``res["trivial"]``. The pooled ρ over all runs and the ρ without
+    URL (which minimises the distance by construction) are reported as context, not judged.
     """
+    rule = gating.rules({"rules": rules}, "C7")["C7"]
+    distances = res["distances"]
+    d = decide_c7(distances, rule)
     runs = per_run(distances)
     allm, nourl = rank_correlation(runs), rank_correlation(runs, exclude=("URL",))
-    side, mu, se = paired_difference(allm["rho_per_seed"], [0.0] * len(allm["rho_per_seed"]), z)
-    v = {"less": "supports", "greater": "contradicts", "undecided": "inconclusive"}[side]
+    recs = [r for recs in res["stl"].values() for r in recs]
+    recs += [r for name, rs in res["methods"].items() if name != "Single-task" for r in rs]
+    gate = gating.gate(recs, res["trivial"], res["dirs"])
     means = runs.groupby("method", sort=False)[["distance", "delta_m"]].mean()
     order = ", ".join(f"{m} {r.distance:.3f}/{r.delta_m:+.2f}%" for m, r in means.sort_values("distance").iterrows())
-    return claims.verdict(
-        "C7", v, paper=PAPER_C7,
-        ours=(f"{setting}: within-seed Spearman ρ(distance, Δm) = {mu:+.2f} ± {se:.2f} (SE, "
-              f"{len(allm['rho_per_seed'])} seeds); mean distance/Δm by method, closest first: {order}"),
-        evidence=(f"mean within-seed ρ vs 0 at {z:g} SE → {side}; pooled ρ = {allm['rho']:+.2f} "
-                  f"(p = {allm['p']:.3f}, n = {allm['n']} runs); without URL pooled ρ = {nourl['rho']:+.2f} "
-                  f"(p = {nourl['p']:.3f}); negative ρ = closer features, higher Δm"),
-        setting=setting)
+    return gating.verdict(
+        "C7", d.verdict, paper=PAPER_C7,
+        ours=(f"{setting}: mean within-seed Spearman ρ(distance, Δm) over {runs['method'].nunique()} methods = "
+              f"{d.estimate:+.2f} ({d.n} seeds); mean distance/Δm by method, closest first: {order}"),
+        evidence=(f"{d.text}; context, not judged: pooled ρ = {allm['rho']:+.2f} over {allm['n']} runs (pools "
+                  f"method × seed points, so no p-value is read from it); without URL pooled ρ = {nourl['rho']:+.2f}; "
+                  f"negative ρ = closer features, higher Δm"),
+        rule=rule, adequacy=gate, seeds_needed=d.seeds_needed,
+        scale_needed=gating.scale_needed(gate, "features"), setting=setting)
