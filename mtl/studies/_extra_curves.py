@@ -252,9 +252,9 @@ def trivial_row(spec: dict, base: dict, dirs: dict, out_dir=None, convention: st
 
 
 def gpu_scale(section: str) -> str | None:
-    """``"gpu profile: <scale>"`` of a section (its yaml's ``gpu`` profile), None when it has none."""
+    """The training scale of a section's ``gpu`` profile (:func:`profile_scale`), None when it has none."""
     from .. import profiles
-    return ("gpu profile: " + profile_scale(profiles.load(section, "gpu"))) if "gpu" in profiles.defined(section) else None
+    return profile_scale(profiles.load(section, "gpu")) if "gpu" in profiles.defined(section) else None
 
 
 def seeds_needed(c: ST.Combined) -> int | None:
