@@ -125,6 +125,9 @@ def _higher(cell: dict) -> bool:
     return cell["perfect"] > cell["trivial"]
 
 
+SHOWN = 3          # failing (task, metric) cells a gate summary names
+
+
 def gate_summary(runs: Mapping[str, A.Adequacy]) -> str:
     """One short line for many gated runs: how many pass each test and, per failing (task, metric),
     the best value reached beside the value needed."""
@@ -141,10 +144,12 @@ def gate_summary(runs: Mapping[str, A.Adequacy]) -> str:
             better = best is None or ((g["value"] > best["value"]) == _higher(g))
             short[t, m] = g if better else best
     parts = [f"{gap_ok}/{n} runs beat the trivial predictor", f"{plat_ok}/{n} plateaued"]
-    for (t, m), g in short.items():
+    for (t, m), g in list(short.items())[:SHOWN]:
         rel = "<" if _higher(g) else ">"
         parts.append(f"best failing {t} {m} {g['value']:.4g} {rel} {g['threshold']:.4g} needed "
                      f"(trivial {g['trivial']:.4g})")
+    if len(short) > SHOWN:
+        parts.append(f"and {len(short) - SHOWN} more task metrics short of the gap")
     why = sorted({c["plateau"]["text"].split(": ", 1)[-1] for _, _, c in cells
                   if c["plateau"]["passed"] is not True and "epochs <" in c["plateau"]["text"]})
     if why:
