@@ -210,7 +210,7 @@ def scale_needed(adequacy: A.Adequacy, epochs: int | None, gpu: str | None = Non
 def profile_scale(cfg: dict) -> str:
     """A short description of a profile's training scale (epochs, images, network width) for ``scale_needed``."""
     spec = cfg.get("spec", {})
-    tr, kw = spec.get("train", {}), spec.get("dataset_kw", {})
+    tr, kw = spec.get("train") or cfg, spec.get("dataset_kw") or cfg     # a spec's, or top-level keys (fronts)
     bits = [f"{tr['epochs']} epochs" if "epochs" in tr else None,
             f"{kw['height']}×{kw['width']} images" if "height" in kw else None,
             f"{kw['train_scenes']} train scenes" if "train_scenes" in kw else None,
