@@ -18,6 +18,7 @@ import torch
 
 from . import _common as study
 from .. import adequacy as A
+from .. import profiles
 from .. import stats as ST
 from .. import sweep
 from .. import weighting as W
@@ -239,8 +240,11 @@ def combined_rule(c: ST.Combined) -> dict:
 
 
 def parts_record(names: Sequence[str], c: ST.Combined) -> list[dict]:
-    """Each part of a combined claim after Holm: name, verdict, estimate, CI, seeds needed."""
-    return [{"part": n, "verdict": d.verdict, "estimate": d.estimate, "ci": [float(d.ci[0]), float(d.ci[1])],
+    """Each part of a combined claim after Holm: name, verdict, estimate, CI (null where undefined), seeds needed."""
+    def num(x):        # JSON has no NaN: an undefined estimate or bound (one seed) is null
+        return float(x) if np.isfinite(x) else None
+
+    return [{"part": n, "verdict": d.verdict, "estimate": num(d.estimate), "ci": [num(d.ci[0]), num(d.ci[1])],
              "n": d.n, "seeds_needed": d.seeds_needed} for n, d in zip(names, c.parts)]
 
 
@@ -258,7 +262,6 @@ def trivial_row(spec: dict, base: dict, dirs: dict, out_dir=None, convention: st
 
 def gpu_scale(section: str) -> str | None:
     """The training scale of a section's ``gpu`` profile (:func:`profile_scale`), None when it has none."""
-    from .. import profiles
     return profile_scale(profiles.load(section, "gpu")) if "gpu" in profiles.defined(section) else None
 
 
