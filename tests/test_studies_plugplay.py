@@ -113,7 +113,8 @@ def test_c15_null_simulation_at_the_margin(seeds):
     at_margin, none = [], []
     for _ in range(400):
         signs = rng.choice([-1.0, 1.0], 4)
-        d = {0.5: np.zeros(seeds), **{a: s * 1.5 + rng.normal(0, 1.0, seeds) for a, s in zip((0.1, 0.3, 0.7, 0.9), signs)}}
+        d = {a: s * 1.5 + rng.normal(0, 1.0, seeds) for a, s in zip((0.1, 0.3, 0.7, 0.9), signs)}
+        d[0.5] = np.zeros(seeds)
         at_margin.append(S.c15_decide(d, rule).verdict)
         d0 = {a: rng.normal(0, 1.0, seeds) for a in (0.1, 0.3, 0.5, 0.7, 0.9)}
         none.append(S.c15_decide(d0, rule).verdict)

@@ -195,7 +195,9 @@ def scale_needed(adequacy: A.Adequacy, epochs: int | None, gpu: str | None = Non
     short = sum(1 for c in cells if c["plateau"]["passed"] is False and "epochs <" in c["plateau"].get("text", ""))
     out = []
     if gaps:
-        worst = max(gaps, key=lambda g: abs(g["threshold"] - g["value"]) / max(abs(g["threshold"] - g["trivial"]), 1e-12))
+        def shortfall(g):   # share of the needed improvement still missing
+            return abs(g["threshold"] - g["value"]) / max(abs(g["threshold"] - g["trivial"]), 1e-12)
+        worst = max(gaps, key=shortfall)
         out.append(f"{len(gaps)}/{len(cells)} primary test metrics short of a quarter of the trivial → perfect gap "
                    f"(furthest: {worst['value']:.4g} where {worst['threshold']:.4g} is needed)")
     if rising:

@@ -227,6 +227,7 @@ def c14_count(result: dict, geo: dict | None = None, rules: dict | None = None, 
         "C14", c.verdict,
         paper="CityScapes, EXTRA-L: 4 control points best (Δm 4.93); 3 much worse (Bézier-like); 5 and 6 no gain, irregular",
         ours=f"Δm% at t = ½ (drop vs single-task, lower better) per count {means}{ratios}; Δm(n) − Δm(4): {listing}",
-        evidence=(f"paired over {len(result['seeds'])} seeds: {c.text}; per part: " + " | ".join(d.text for d in c.parts)),
+        evidence=(f"paired over {len(result['seeds'])} seeds: {c.text}; per part: "
+                  + " | ".join(d.text for d in c.parts)),
         rule=X.combined_rule(c), adequacy=adequacy, seeds_needed=X.seeds_needed(c), scale_needed=scale_needed,
         parts=X.parts_record(names, c), setting="scenes, segmentation + depth, EXTRA-L")

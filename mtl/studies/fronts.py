@@ -225,8 +225,8 @@ def f1_decide(corr_inputs: tuple[np.ndarray, np.ndarray, np.ndarray], rules: dic
     correlation rule with a floor; task 2's direction flipped), Holm over the two."""
     t, l1, l2 = (np.asarray(x, float) for x in corr_inputs)
     r = rules["F1_order"]
-    parts = [ST.correlation(t, l1, r), ST.correlation(t, l2, ST.Rule(r.kind, r.alpha, r.margin, r.floor,
-                                                                     "less" if r.direction == "greater" else "greater"))]
+    flipped = ST.Rule(r.kind, r.alpha, r.margin, r.floor, "less" if r.direction == "greater" else "greater")
+    parts = [ST.correlation(t, l1, r), ST.correlation(t, l2, flipped)]
     return ST.combine(parts, "all", r.alpha, names=["task 1 loss rises with t", "task 2 loss falls with t"])
 
 
@@ -249,15 +249,17 @@ def f1_order_aware(results: dict, rules: dict, adequacy=None, scale_needed: str 
     c = f1_decide(f1_inputs(results), rs)
     corr = order_correlations(results)
     (m1, s1), (m2, s2) = mean_se(corr.iloc[:, 0].to_numpy()), mean_se(corr.iloc[:, 1].to_numpy())
-    return verdict("F1", "untestable",
-                   paper="EXTRA's curve is order-aware: task 1's loss rises with t, task 2's falls (seed 000 Eq. 2, R_o).",
-                   ours=f"Spearman ρ(t, L₁) = {m1:.2f} ± {s1:.2f}, ρ(t, L₂) = {m2:.2f} ± {s2:.2f} (mean ± SE over seeds)",
+    paper = "EXTRA's curve is order-aware: task 1's loss rises with t, task 2's falls (seed 000 Eq. 2, R_o)."
+    return verdict("F1", "untestable", paper=paper,
+                   ours=(f"Spearman ρ(t, L₁) = {m1:.2f} ± {s1:.2f}, ρ(t, L₂) = {m2:.2f} ± {s2:.2f} "
+                         f"(mean ± SE over seeds)"),
                    evidence=(f"untestable: true by construction without a control — the end points are trained 0.9/0.1 "
                              f"and 0.1/0.9, so the losses are ordered along t whatever stage 2 does; the control the "
                              f"property needs is {F1_CONTROL} (needs new runs). Rule, for the record: {c.text}; "
                              + " | ".join(d.text for d in c.parts)),
                    rule=X.combined_rule(c), adequacy=adequacy, rule_verdict=c.verdict,
-                   scale_needed=f"needs new runs: {F1_CONTROL}" + (f"; and for the gate: {scale_needed}" if scale_needed else ""),
+                   scale_needed=(f"needs new runs: {F1_CONTROL}"
+                                 + (f"; and for the gate: {scale_needed}" if scale_needed else "")),
                    parts=X.parts_record(["task 1 loss rises with t", "task 2 loss falls with t"], c),
                    setting="multimnist, LeNet, EXTRA-L with 3 control points")
 
@@ -275,10 +277,11 @@ def f2_hypervolume(hv: pd.DataFrame, ref: np.ndarray, kind: str, rules: dict, ad
     e = hv[hv.method == "extra"].sort_values("seed")["hypervolume"].to_numpy()
     p = hv[hv.method == "pamal"].sort_values("seed")["hypervolume"].to_numpy()
     d = f2_decide(e, p, rule)
-    return verdict("F2", d.verdict,
-                   paper="EXTRA's front has a hypervolume at least PaMaL's (our property; seed 000 reports no MultiMNIST front).",
-                   ours=(f"HV(EXTRA) − HV(PaMaL) = {d.estimate:.4g} (95% CI [{d.ci[0]:.4g}, {d.ci[1]:.4g}], paired over "
-                         f"seeds, {kind})"),
-                   evidence=f"{len(e)} seeds; reference point {np.round(ref, 4).tolist()} ({kind} of task 1, task 2); {d.text}",
+    paper = "EXTRA's front has a hypervolume at least PaMaL's (our property; seed 000 reports no MultiMNIST front)."
+    return verdict("F2", d.verdict, paper=paper,
+                   ours=(f"HV(EXTRA) − HV(PaMaL) = {d.estimate:.4g} (95% CI [{d.ci[0]:.4g}, {d.ci[1]:.4g}], "
+                         f"paired over seeds, {kind})"),
+                   evidence=(f"{len(e)} seeds; reference point {np.round(ref, 4).tolist()} ({kind} of task 1, "
+                             f"task 2); {d.text}"),
                    rule=rule, adequacy=adequacy, seeds_needed=d.seeds_needed, scale_needed=scale_needed,
                    setting="multimnist, LeNet; EXTRA on the t grid, PaMaL on the α grid")

@@ -266,12 +266,14 @@ def c11_grouping(result: dict, rules: dict | None = None, adequacy=None, scale_n
                       for (n, _), d in zip(C11_PARTS, c.parts))
     return claims.verdict(
         "C11", c.verdict,
-        paper=("CelebA: spectral grouping gives the best MTL result; k-means \"fails to deliver satisfactory results\", "
-               "with two of its three clusters single tasks"),
-        ours=(f"Δm% (drop vs uniform MTL, lower better) at the interior t chosen on validation: {dms}; smallest cluster "
-              f"k-means {smallest(result, 'kmeans').mean():.1f} vs spectral {smallest(result, 'spectral').mean():.1f} "
-              f"tasks; ARI vs planted groups: {aris}; {parts}. Beside (not judged): t chosen over every point, end points "
-              f"included, is an end point in {ends}/{len(cur)} curves, Δm there: {anyt}"),
-        evidence=(f"paired over {len(result['seeds'])} seeds: {c.text}; per part: " + " | ".join(d.text for d in c.parts)),
+        paper=("CelebA: spectral grouping gives the best MTL result; k-means \"fails to deliver satisfactory "
+               "results\", with two of its three clusters single tasks"),
+        ours=(f"Δm% (drop vs uniform MTL, lower better) at the interior t chosen on validation: {dms}; "
+              f"smallest cluster k-means {smallest(result, 'kmeans').mean():.1f} vs spectral "
+              f"{smallest(result, 'spectral').mean():.1f} tasks; ARI vs planted groups: {aris}; {parts}. Beside (not "
+              f"judged): t chosen over every point, end points included, is an end point in {ends}/{len(cur)} curves, "
+              f"Δm there: {anyt}"),
+        evidence=(f"paired over {len(result['seeds'])} seeds: {c.text}; per part: "
+                  + " | ".join(d.text for d in c.parts)),
         rule=X.combined_rule(c), adequacy=adequacy, seeds_needed=X.seeds_needed(c), scale_needed=scale_needed,
         parts=X.parts_record([n for n, _ in C11_PARTS], c), setting="attributes40, 40 tasks into 3 clusters, EXTRA-L")
