@@ -48,8 +48,8 @@ def test_extra_stages_in_workers_match_serial(tmp_path):
     pick = lambda r: {k: [(Path(x["run_dir"]).name if "run_dir" in x else None, x["metrics"]) for x in v]  # noqa: E731
                       for k, v in {**r["methods"], **{f"α {a}": v for a, v in r["alphas"].items()}}.items()}
     assert pick(serial) == pick(local) and list(pick(serial)) == ["Single-task", "LS", "EXTRA-L", "α 0.1", "α 0.5"]
-    assert PP.c13_plug_and_play(serial, "tiny") == PP.c13_plug_and_play(local, "tiny")
-    assert PP.c15_alpha(serial, "tiny") == PP.c15_alpha(local, "tiny")
+    assert PP.c13_plug_and_play(serial, "tiny", P["rules"]) == PP.c13_plug_and_play(local, "tiny", P["rules"])
+    assert PP.c15_alpha(serial, "tiny", P["rules"]) == PP.c15_alpha(local, "tiny", P["rules"])
 
 
 def test_a_stage_runs_a_repeated_run_once_and_regroups_records_by_key(tmp_path):

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from mtl import stats as ST
 from mtl.curves import ExtraStep
 from mtl.studies import ablation as A
 
@@ -47,12 +48,51 @@ def test_variant_stage2():
         A.variant_stage2(st2, "EXTRA-F w/o everything")
 
 
-def test_c10_needs_all_three_parts():
-    base = {"FairGrad": _recs([1.0, 1.0, 1.0]), "EXTRA-F w/o R_o": _recs([1.0, 1.01, 0.99]),
-            "EXTRA-F w/o R_align": _recs([1.0, 1.01, 0.99]), "EXTRA-F Bézier": _recs([1.0, 1.01, 0.99])}
-    best = _result({**base, "EXTRA-F (full)": _recs([1.2, 1.21, 1.2])})
-    assert A.c10_ablation(best, "x")["verdict"] == "supports"
-    worse = _result({**base, "EXTRA-F (full)": _recs([0.8, 0.81, 0.8])})
-    assert A.c10_ablation(worse, "x")["verdict"] == "contradicts"
-    tie = _result({**base, "EXTRA-F Bézier": _recs([1.2, 1.21, 1.2]), "EXTRA-F (full)": _recs([1.2, 1.21, 1.2])})
-    assert A.c10_ablation(tie, "x")["verdict"] == "inconclusive"
+RULES = {"C10_ablated": {"kind": "superiority", "direction": "less", "floor": 0.25},
+         "C10_base": {"kind": "superiority", "direction": "less", "floor": 1.0}}
+PASS = {"passed": True, "detail": "synthetic runs, well above trivial"}
+FAIL = {"passed": False, "detail": "0/3 runs beat the trivial predictor"}
+
+
+def _dm(values):
+    """Records whose Δm (drop, vs base acc 1.0) is ``values``."""
+    return _recs([1 - v / 100 for v in values])
+
+
+def _c10(full_minus, seeds=5, noise=0.1, seed=0):
+    """Full EXTRA-F's Δm minus each other row's: ``full_minus[row]`` (or one number for all rows)."""
+    rng = np.random.default_rng(seed)
+    rows = ["FairGrad", *A.VARIANTS[1:]]
+    diff = full_minus if isinstance(full_minus, dict) else {r: full_minus for r in rows}
+    full = -5 + rng.normal(0, 1, seeds)
+    methods = {"EXTRA-F (full)": _dm(full)}
+    for r in rows:
+        methods[r] = _dm(full - diff[r] + rng.normal(0, noise, seeds))
+    return _result(methods, seeds=range(seeds))
+
+
+def test_c10_each_way_the_base_part_and_the_gate():
+    assert A.c10_ablation(_c10(-2.0), "x", RULES, PASS)["verdict"] == "supports"
+    assert A.c10_ablation(_c10(+2.0), "x", RULES, PASS)["verdict"] == "contradicts"
+    worse_than_base = {"FairGrad": +2.0, "EXTRA-F w/o R_o": -2.0, "EXTRA-F w/o R_align": -2.0, "EXTRA-F Bézier": -2.0}
+    v = A.c10_ablation(_c10(worse_than_base), "x", RULES, PASS)
+    assert v["verdict"] == "contradicts"
+    assert [p["verdict"] for p in v["parts"]] == ["supports", "supports", "supports", "contradicts"]
+    assert A.c10_ablation(_c10(-2.0, noise=6.0), "x", RULES, PASS)["verdict"] == "inconclusive"
+    un = A.c10_ablation(_c10(-2.0), "x", RULES, FAIL, scale_needed="more epochs")
+    assert un["verdict"] == "untestable" and un["rule_verdict"] == "supports" and un["adequacy"]["passed"] is False
+
+
+@pytest.mark.parametrize("seeds", [3, 5])
+def test_c10_null_simulation(seeds):
+    """No difference between the full system and any row: false supports / contradicts ≤ 5 % + 3 MC SE."""
+    rng = np.random.default_rng(3)
+    rules = {k: ST.Rule.from_dict(r) for k, r in RULES.items()}
+    out = []
+    for _ in range(400):
+        full = rng.normal(0, 2.0, seeds)
+        others = {row: full - rng.normal(0, 2.0, seeds) for _, row, _ in A.C10_PARTS}
+        out.append(A.c10_decide(full, others, rules).verdict)
+    v = np.asarray(out)
+    bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / 400)
+    assert np.mean(v == "supports") <= bound and np.mean(v == "contradicts") <= bound

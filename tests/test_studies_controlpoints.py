@@ -24,19 +24,55 @@ def test_seed_deltas_use_the_drop_convention():
     assert C.seed_deltas(r, 3) == pytest.approx([5.0, 6.0])
 
 
-def test_c14_supports_when_four_is_best():
-    r = _result({3: [5.0, 6.0, 5.5], 4: [1.0, 1.2, 0.9], 5: [3.0, 3.2, 3.1], 6: [4.0, 4.1, 4.3]})
-    assert C.c14_count(r)["verdict"] == "supports"
+RULES = {"C14_three": {"kind": "superiority", "direction": "greater", "floor": 1.0},
+         "C14_more": {"kind": "non-inferiority", "direction": "greater", "margin": 1.0}}
+PASS = {"passed": True, "detail": "synthetic runs, well above trivial"}
+FAIL = {"passed": False, "detail": "0/3 runs beat the trivial predictor"}
 
 
-def test_c14_contradicts_when_another_count_is_clearly_better():
-    r = _result({3: [0.0, 0.1, -0.1], 4: [2.0, 2.2, 1.9], 5: [3.0, 3.2, 3.1], 6: [4.0, 4.1, 4.3]})
-    assert C.c14_count(r)["verdict"] == "contradicts"
+def _counts(minus_four: dict, seeds=5, noise=0.1, seed=0):
+    """Δm per count: Δm(4) + ``minus_four[n]`` + noise, over ``seeds`` seeds."""
+    rng = np.random.default_rng(seed)
+    d4 = 2 + rng.normal(0, 1, seeds)
+    return _result({4: list(d4), **{n: list(d4 + d + rng.normal(0, noise, seeds)) for n, d in minus_four.items()}})
+
+
+def test_c14_each_way_and_the_gate():
+    best = {3: 4.0, 5: 0.5, 6: 0.0}
+    assert C.c14_count(_counts(best), rules=RULES, adequacy=PASS)["verdict"] == "supports"
+    assert C.c14_count(_counts({3: 4.0, 5: -3.0, 6: 0.0}), rules=RULES, adequacy=PASS)["verdict"] == "contradicts"
+    assert C.c14_count(_counts({3: -3.0, 5: 0.5, 6: 0.0}), rules=RULES, adequacy=PASS)["verdict"] == "contradicts"
+    inc = C.c14_count(_counts(best, noise=4.0), rules=RULES, adequacy=PASS)
+    assert inc["verdict"] == "inconclusive"
+    un = C.c14_count(_counts(best), rules=RULES, adequacy=FAIL, scale_needed="more epochs")
+    assert un["verdict"] == "untestable" and un["rule_verdict"] == "supports"
+    assert [p["part"] for p in un["parts"]] == ["3 worse than 4", "5 no better than 4", "6 no better than 4"]
+
+
+def test_c14_needs_its_rules():
+    with pytest.raises(ValueError, match="preregistered"):
+        C.c14_count(_counts({3: 1.0}), rules={}, adequacy=PASS)
+
+
+@pytest.mark.parametrize("seeds", [3, 5])
+def test_c14_null_simulation(seeds):
+    """3 = 4 and 5, 6 exactly at the margin (better than 4 by 1 point): false supports ≤ 5 % + 3 MC SE;
+    3 = 4 and 5, 6 equal to 4: false contradicts ≤ 5 % + 3 MC SE."""
+    rng = np.random.default_rng(4)
+    rules = {k: C.ST.Rule.from_dict(r) for k, r in RULES.items()}
+    margin, equal = [], []
+    for _ in range(400):
+        e = {n: rng.normal(0, 1.5, seeds) for n in (3, 5, 6)}
+        margin.append(C.c14_decide({4: np.zeros(seeds), 3: e[3], 5: e[5] - 1.0, 6: e[6] - 1.0}, rules)[0].verdict)
+        equal.append(C.c14_decide({4: np.zeros(seeds), **e}, rules)[0].verdict)
+    bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / 400)
+    assert np.mean(np.asarray(margin) == "supports") <= bound
+    assert np.mean(np.asarray(equal) == "contradicts") <= bound
 
 
 def test_c14_needs_four_points():
     with pytest.raises(ValueError, match="4 control points"):
-        C.c14_count(_result({3: [1.0, 2.0], 5: [1.0, 2.0]}))
+        C.c14_count(_result({3: [1.0, 2.0], 5: [1.0, 2.0]}), rules=RULES)
 
 
 @pytest.fixture(scope="module")

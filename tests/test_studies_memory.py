@@ -9,6 +9,8 @@ from mtl.studies import memory as M
 
 TINY = {"dataset": "multimnist", "dataset_kw": {"n_train": 8, "n_val": 4, "n_test": 4}, "backbone": "lenet"}
 P = {"steps": 1, "batch_size": 4, "window": 2, "device": "cpu", "pamal_max_tasks": 3}
+RULES = {"C12_flat": {"kind": "deterministic ratio", "flat_ratio": 1.2},
+         "C12_small_T": {"kind": "deterministic ratio", "max_ratio": 1.5}}
 
 
 def _scale(extra_slope: float, pamal_slope: float) -> pd.DataFrame:
@@ -20,18 +22,47 @@ def _scale(extra_slope: float, pamal_slope: float) -> pd.DataFrame:
 
 
 def test_c12_supports_flat_extra_and_growing_pamal():
-    v = M.c12_memory(_scale(0.01, 5.0))
+    v = M.c12_memory(_scale(0.01, 5.0), RULES)
     assert v["id"] == "C12" and v["verdict"] == "supports"
     assert "estimate" in v["evidence"]
+    assert v["adequacy"] == {"passed": True, "detail": M.MEMORY_ADEQUACY["detail"]}   # memory: no trained metric
+    assert v["rule"]["flat_ratio"] == 1.2
+
+
+def test_c12_needs_its_rules():
+    with pytest.raises(ValueError, match="preregistered"):
+        M.c12_memory(_scale(0.01, 5.0), {})
+
+
+def _bars(ratios):
+    """Benchmark bars with EXTRA's larger stage at ``ratios[k]`` × PaMaL at T = 2, 3, and a T = 40 bar."""
+    rows = []
+    for (name, T), r in zip((("multimnist", 2), ("scenes", 3)), ratios):
+        rows += [(name, T, "PaMaL", 10.0, False), (name, T, "EXTRA-1", 10.0 * r / 2, False),
+                 (name, T, "EXTRA-2", 10.0 * r, False)]
+    rows += [("attributes40", 40, m, x, False) for m, x in (("PaMaL", 200.0), ("EXTRA-1", 8.0), ("EXTRA-2", 16.0))]
+    return pd.DataFrame(rows, columns=["setting", "T", "method", "peak MiB", "estimated"])
+
+
+def test_c12_small_t_each_way():
+    """The sub-claim's rule is deterministic (no seeds: bytes repeat exactly), so its boundaries are tested."""
+    assert M.c12_small_t(_bars((1.1, 1.3)), RULES)["verdict"] == "supports"
+    assert M.c12_small_t(_bars((1.5, 1.2)), RULES)["verdict"] == "supports"          # the bound is included
+    assert M.c12_small_t(_bars((0.7, 1.2)), RULES)["verdict"] == "contradicts"       # EXTRA below PaMaL
+    assert M.c12_small_t(_bars((1.0, 1.2)), RULES)["verdict"] == "contradicts"       # equal is not higher
+    assert M.c12_small_t(_bars((1.1, 2.0)), RULES)["verdict"] == "contradicts"       # not slightly
+    none = _bars((1.1, 1.2))
+    v = M.c12_small_t(none[none["T"] > 3], RULES)
+    assert v["verdict"] == "inconclusive" and v["id"] == "C12b" and v["adequacy"]["passed"]
 
 
 def test_c12_contradicts_when_extra_grows_like_pamal():
-    assert M.c12_memory(_scale(5.0, 5.0))["verdict"] == "contradicts"
+    assert M.c12_memory(_scale(5.0, 5.0), RULES)["verdict"] == "contradicts"
 
 
 def test_c12_contradicts_when_pamal_is_flat_and_inconclusive_when_extra_grows_less():
-    assert M.c12_memory(_scale(0.0, 0.01))["verdict"] == "contradicts"   # nothing grows: PaMaL claim fails
-    assert M.c12_memory(_scale(0.4, 5.0))["verdict"] == "inconclusive"  # EXTRA-2 1.4× but PaMaL grows more
+    assert M.c12_memory(_scale(0.0, 0.01), RULES)["verdict"] == "contradicts"   # nothing grows: PaMaL claim fails
+    assert M.c12_memory(_scale(0.4, 5.0), RULES)["verdict"] == "inconclusive"  # EXTRA-2 1.4× but PaMaL grows more
 
 
 def test_fit_estimate_is_exact_on_linear_data():

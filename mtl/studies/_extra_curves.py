@@ -11,12 +11,15 @@ its losses and metrics along t (validation and test, BatchNorm recalibrated at e
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
 from . import _common as study
+from .. import adequacy as A
+from .. import profiles
+from .. import stats as ST
 from .. import sweep
 from .. import weighting as W
 from ..curves import ExtraStep, curve_model
@@ -103,3 +106,179 @@ def at_t(rec: dict, t: float, split: str = "test") -> dict:
     """``{task: {metric: v}}`` of a curve record at the recorded point nearest to ``t``."""
     ts = np.asarray(rec["metrics"]["t"])
     return rec["metrics"][split]["metrics"][int(np.argmin(np.abs(ts - t)))]
+
+
+# ----------------------------------------------------------------------------- the scale gate of these studies
+#
+# The EXTRA sections gate three kinds of record: ordinary runs (single-task baselines, base weightings,
+# stage-1 end points: :func:`mtl.adequacy.gate_runs`), curve records (stage 2: the metrics at the point
+# the section reads, with the stage-2 validation history, :func:`mtl.adequacy.gate`) and records
+# without a history (:func:`gate_metrics` with ``history=None`` states that the plateau is untested
+# and fails it: a claim is decided only on runs whose curves are known to have plateaued).
+
+
+def gate_reference(spec: dict, out_dir=None) -> tuple[dict, dict]:
+    """``(trivial metrics, primary directions)`` of ``spec``'s clean dataset (recorded under ``out_dir``)."""
+    return A.trivial_for_spec(spec, out_dir=out_dir), A.primary_directions(spec)
+
+
+def _higher(cell: dict) -> bool:
+    return cell["perfect"] > cell["trivial"]
+
+
+SHOWN = 3          # failing (task, metric) cells a gate summary names
+
+
+def gate_summary(runs: Mapping[str, A.Adequacy]) -> str:
+    """One short line for many gated runs: how many pass each test and, per failing (task, metric),
+    the best value reached beside the value needed."""
+    n = len(runs)
+    cells = [(t, m, c) for a in runs.values() for t, d in a.per_task.items() for m, c in d.items()]
+    gap_ok = sum(all(c["gap"]["passed"] for d in a.per_task.values() for c in d.values()) for a in runs.values())
+    plat_ok = sum(all(c["plateau"]["passed"] is True for d in a.per_task.values() for c in d.values())
+                  for a in runs.values())
+    short = {}
+    for t, m, c in cells:
+        g = c["gap"]
+        if not g["passed"]:
+            best = short.get((t, m))
+            better = best is None or ((g["value"] > best["value"]) == _higher(g))
+            short[t, m] = g if better else best
+    parts = [f"{gap_ok}/{n} runs beat the trivial predictor", f"{plat_ok}/{n} plateaued"]
+    for (t, m), g in list(short.items())[:SHOWN]:
+        rel = "<" if _higher(g) else ">"
+        parts.append(f"best failing {t} {m} {g['value']:.4g} {rel} {g['threshold']:.4g} needed "
+                     f"(trivial {g['trivial']:.4g})")
+    if len(short) > SHOWN:
+        parts.append(f"and {len(short) - SHOWN} more task metrics short of the gap")
+    why = sorted({c["plateau"]["text"].split(": ", 1)[-1] for _, _, c in cells
+                  if c["plateau"]["passed"] is not True and "epochs <" in c["plateau"]["text"]})
+    if why:
+        parts.append("; ".join(why[:2]))
+    return ", ".join(parts[:2]) + ("; " + "; ".join(parts[2:]) if parts[2:] else "")
+
+
+def gate_records(label: str, records: Sequence[dict], trivial: dict, dirs: dict) -> A.Adequacy:
+    """The scale gate over ordinary run records (test metrics and validation history), summarised."""
+    a = A.gate_runs(records, trivial, dirs)
+    return A.Adequacy(a.passed, f"{label}: {gate_summary(a.runs)}", runs={f"{label}/{k}": v for k, v in a.runs.items()})
+
+
+def gate_metrics(label: str, items: Sequence[tuple[str, dict, list | None]], trivial: dict, dirs: dict) -> A.Adequacy:
+    """The scale gate over ``(name, test metrics, validation history or None)`` items (curve points, grids).
+    An item without a history fails the plateau test (its curve is not known to have plateaued)."""
+    runs = {}
+    for name, metrics, history in items:
+        d = {t: x for t, x in dirs.items() if t in metrics}
+        runs[f"{label}/{name}"] = A.gate(metrics, trivial, d, history if history is not None else [])
+    text = gate_summary(runs)
+    if any(h is None for _, _, h in items):
+        text += "; no validation history recorded for these points, so their plateau cannot be judged"
+    return A.Adequacy(all(a.passed for a in runs.values()), f"{label}: {text}", runs=runs)
+
+
+def gate_all(parts: Sequence[A.Adequacy]) -> A.Adequacy:
+    """One claim's gate over its groups of runs: passed iff every group passed."""
+    runs = {k: v for p in parts for k, v in p.runs.items()}
+    return A.Adequacy(all(p.passed for p in parts), " | ".join(p.detail for p in parts), runs=runs)
+
+
+def scale_needed(adequacy: A.Adequacy, epochs: int | None, gpu: str | None = None) -> str | None:
+    """What scale would pass, computed from the gate's numbers (None when it passed): the values each
+    failing primary metric must reach beside the best reached, and how many validation curves were
+    still improving at the last epoch ("more epochs than N")."""
+    if adequacy.passed:
+        return None
+    cells = [c for a in adequacy.runs.values() for d in a.per_task.values() for c in d.values()]
+    gaps = [c["gap"] for c in cells if not c["gap"]["passed"]]
+    rising = sum(1 for c in cells if c["plateau"]["passed"] is False and "recent" in c["plateau"])
+    short = sum(1 for c in cells if c["plateau"]["passed"] is False and "epochs <" in c["plateau"].get("text", ""))
+    out = []
+    if gaps:
+        def shortfall(g):   # share of the needed improvement still missing
+            return abs(g["threshold"] - g["value"]) / max(abs(g["threshold"] - g["trivial"]), 1e-12)
+        worst = max(gaps, key=shortfall)
+        out.append(f"{len(gaps)}/{len(cells)} primary test metrics short of a quarter of the trivial → perfect gap "
+                   f"(furthest: {worst['value']:.4g} where {worst['threshold']:.4g} is needed)")
+    if rising:
+        out.append(f"{rising}/{len(cells)} validation curves still improving over the last "
+                   f"{A.GateRules().plateau_epochs} epochs" + (f" → more epochs than {epochs}" if epochs else ""))
+    if short:
+        out.append(f"{short}/{len(cells)} curves too short or unrecorded for the plateau rule "
+                   f"(at least {A.GateRules().plateau_epochs + 1} recorded epochs)")
+    text = "; ".join(out) or "the gate failed"
+    return text + (f"; the gpu profile ({gpu}) is sized for this — needs new runs" if gpu else "; needs new runs")
+
+
+def profile_scale(cfg: dict) -> str:
+    """A short description of a profile's training scale (epochs, images, network width) for ``scale_needed``."""
+    spec = cfg.get("spec", {})
+    tr, kw = spec.get("train") or cfg, spec.get("dataset_kw") or cfg     # a spec's, or top-level keys (fronts)
+    bits = [f"{tr['epochs']} epochs" if "epochs" in tr else None,
+            f"{kw['height']}×{kw['width']} images" if "height" in kw else None,
+            f"{kw['train_scenes']} train scenes" if "train_scenes" in kw else None,
+            f"{kw['n_train']} train samples" if "n_train" in kw else None,
+            f"width {spec['backbone_kw']['width']}" if "width" in spec.get("backbone_kw", {}) else None]
+    return ", ".join(b for b in bits if b)
+
+
+# ----------------------------------------------------------------------------- preregistered rules
+
+
+def rules_of(cfg: dict, names: Sequence[str]) -> dict[str, ST.Rule]:
+    """The preregistered rules ``names`` of a profile (``rules:`` under ``common:`` in the section's yaml)."""
+    given = cfg.get("rules") or {}
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise ValueError(f"the profile has no preregistered rule(s) {missing}; give them under 'common: rules:' "
+                         f"in the section's yaml (it has {sorted(given)})")
+    return {n: ST.Rule.from_dict(given[n]) for n in names}
+
+
+def combined_rule(c: ST.Combined) -> dict:
+    """The rule of a combined claim as ``claims.json`` records it, with a ``kind`` the claims page shows."""
+    kinds = "/".join(dict.fromkeys(p.rule.kind for p in c.parts))
+    return {"kind": f"{kinds} ({len(c.parts)} parts, {c.how}, Holm)", **c.to_dict()["rule"]}
+
+
+def parts_record(names: Sequence[str], c: ST.Combined) -> list[dict]:
+    """Each part of a combined claim after Holm: name, verdict, estimate, CI (null where undefined), seeds needed."""
+    def num(x):        # JSON has no NaN: an undefined estimate or bound (one seed) is null
+        return float(x) if np.isfinite(x) else None
+
+    return [{"part": n, "verdict": d.verdict, "estimate": num(d.estimate), "ci": [num(d.ci[0]), num(d.ci[1])],
+             "n": d.n, "seeds_needed": d.seeds_needed} for n, d in zip(names, c.parts)]
+
+
+TRIVIAL_ROW = "Trivial predictor (constant)"
+
+
+def trivial_row(spec: dict, base: dict, dirs: dict, out_dir=None, convention: str = "drop") -> dict:
+    """The trivial predictors' test metrics (``dirs``' metrics, flattened) and their Δm against ``base``:
+    the row a section's first table shows beside its single-task baselines."""
+    triv = A.trivial_for_spec(spec, out_dir=out_dir)
+    row = study.flatten(triv, dirs)
+    row["delta_m"], row["delta_m_se"], row["seeds"] = study.overall_delta(triv, base, dirs, convention), float("nan"), 0
+    return row
+
+
+def gpu_scale(section: str) -> str | None:
+    """The training scale of a section's ``gpu`` profile (:func:`profile_scale`), None when it has none."""
+    return profile_scale(profiles.load(section, "gpu")) if "gpu" in profiles.defined(section) else None
+
+
+def seeds_needed(c: ST.Combined) -> int | None:
+    """Seeds an inconclusive combined claim needs: the largest over its parts that do not support after
+    Holm (a part Holm demoted from a decision counts at its own effect, :meth:`Decision.seeds_needed_at`);
+    None when the claim is decided or some pending part's effect is 0, below its floor or out of reach."""
+    if c.verdict != "inconclusive":
+        return None
+    need = []
+    for d in c.parts:
+        if d.verdict == "supports":
+            continue
+        n = d.seeds_needed if d.seeds_needed is not None else d.seeds_needed_at(d.estimate)
+        if n is None:
+            return None
+        need.append(max(n, d.n + 1) if d.seeds_needed is None else n)
+    return max(need) if need else None

@@ -9,7 +9,7 @@ lower is better**, over every metric against the single-task runs. Claim C10.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,9 @@ import pandas as pd
 import torch
 
 from .. import claims, profiles
-from ..metrics import paired_difference
+from .. import stats as ST
 from . import _common as study
+from . import _extra_curves as X
 from ..curves import ExtraStep, default_groups
 from . import plugplay as PP
 
@@ -30,6 +31,7 @@ class Params:
     spec: dict  # the stage-1 / single-task run spec (three tasks)
     seeds: list[int]
     stage2: dict  # EXTRA's curve stage: step (ExtraStep arguments), train
+    rules: dict = field(default_factory=dict)  # preregistered claim rules (mtl.stats.Rule), under common:
 
 
 def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
@@ -115,12 +117,24 @@ def ablation(out_dir, cfg: dict, progress=None, executor=None) -> dict:
     singles = {t: recs["stl", t] for t in stl_sp}
     methods = {"Single-task": PP.single_task_row(singles, seeds), "FairGrad": recs["FairGrad"], **recs2}
     return {"spec": spec, "seeds": seeds, "groups": groups, "stl": singles, "base": study.stl_base(singles),
-            "dirs": study.directions(spec, primary=False), "methods": methods}
+            "dirs": study.directions(spec, primary=False), "methods": methods,
+            "ends": recs["ends", VARIANTS[0]]}
 
 
-def table(result: dict) -> pd.DataFrame:
-    """Mean of every metric over seeds and Δm% (drop convention, lower is better) ± SE per row."""
-    return PP.table(result)
+def table(result: dict, out_dir=None) -> pd.DataFrame:
+    """Mean of every metric over seeds and Δm% (drop convention, lower is better) ± SE per row (with
+    ``out_dir``: the trivial predictors' row first, :func:`mtl.studies.plugplay.table`)."""
+    return PP.table(result, out_dir)
+
+
+def gate(result: dict, out_dir=None):
+    """The scale gate of C10: single-task runs, the FairGrad end points (the FairGrad row is end point 0)
+    and every variant's curve at t = ½ with its stage-2 validation history."""
+    triv, dirs = X.gate_reference(result["spec"], out_dir)
+    parts = [X.gate_records("single-task", [r for recs in result["stl"].values() for r in recs], triv, dirs),
+             X.gate_records("FairGrad end points", result["ends"], triv, dirs)]
+    parts += [X.gate_records(v, result["methods"][v], triv, dirs) for v in VARIANTS]
+    return X.gate_all(parts)
 
 
 def paper_beside(ours: pd.DataFrame) -> pd.DataFrame:
@@ -130,28 +144,42 @@ def paper_beside(ours: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def c10_ablation(result: dict, setting: str, z: float = 2.0) -> dict:
-    """C10 (seed 000 B.1): the full system (R_o and R_align) is best, and NURBS beats Bézier.
+#: C10's parts: (name, the row the full EXTRA-F is compared with, the rule's name in the yaml)
+C10_PARTS = (("full beats w/o R_o", "EXTRA-F w/o R_o", "C10_ablated"),
+             ("full beats w/o R_align", "EXTRA-F w/o R_align", "C10_ablated"),
+             ("NURBS beats Bézier", "EXTRA-F Bézier", "C10_ablated"),
+             ("full beats its base (FairGrad)", "FairGrad", "C10_base"))
 
-    Paired by seed, Δm (drop) of the full EXTRA-F against each ablated variant: a part supports
-    when full is lower by more than ``z`` SE, contradicts when it is higher by that margin, else
-    inconclusive. The three parts (vs w/o R_o, vs w/o R_align, NURBS vs Bézier) are combined.
+
+def c10_decide(full: list[float], others: dict[str, list[float]], rules: dict[str, ST.Rule]) -> ST.Combined:
+    """C10's rule: Δm(full) − Δm(row) over paired seeds for every part of :data:`C10_PARTS` (drop: the
+    claim is < 0), Holm over the four parts; the claim holds when every part does."""
+    parts = [ST.paired(full, others[row], rules[r]) for _, row, r in C10_PARTS]
+    return ST.combine(parts, "all", rules["C10_ablated"].alpha, names=[n for n, _, _ in C10_PARTS])
+
+
+def c10_ablation(result: dict, setting: str, rules: dict, adequacy=None, scale_needed: str | None = None) -> dict:
+    """C10 (seed 000 B.1): EXTRA-F's full system (R_o and R_align) is best, NURBS beats Bézier, and
+    (issue 16) the full system beats its base FairGrad.
+
+    Paired by seed (every variant shares the seed's end points; FairGrad is end point 0), each part
+    is Δm (drop) of full EXTRA-F minus the other row, judged by its preregistered superiority rule
+    (``rules["C10_ablated"]``, ``rules["C10_base"]``), Holm over the four parts (:func:`c10_decide`).
     """
+    rs = X.rules_of({"rules": rules}, ["C10_ablated", "C10_base"])
     m = result["methods"]
     full = PP.seed_deltas(result, m[VARIANTS[0]])
-    parts, lines = [], []
-    for v in VARIANTS[1:]:
-        side, diff, se = paired_difference(full, PP.seed_deltas(result, m[v]), z)
-        parts.append({"less": "supports", "greater": "contradicts", "undecided": "inconclusive"}[side])
-        lines.append(f"full − {v.replace('EXTRA-F ', '')}: {diff:+.2f} ± {se:.2f}")
-    fg = PP.seed_deltas(result, m["FairGrad"])
+    others = {row: PP.seed_deltas(result, m[row]) for _, row, _ in C10_PARTS}
+    c = c10_decide(full, others, rs)
     means = {k: float(np.mean(PP.seed_deltas(result, r))) for k, r in m.items() if k != "Single-task"}
+    lines = [f"{n}: full − {row.replace('EXTRA-F ', '')} {d.estimate:+.2f} (95% CI [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}]) "
+             f"→ {d.verdict}" for (n, row, _), d in zip(C10_PARTS, c.parts)]
     return claims.verdict(
-        "C10", claims.combine(*parts),
+        "C10", c.verdict,
         paper="Full EXTRA-F best (Δm −6.30); w/o R_align −6.05, w/o R_o −4.97, Bézier −4.36, FairGrad −4.66 "
               "(NYUv2; row labels are METHODS §1.8's reading)",
-        ours=("mean Δm (drop) " + ", ".join(f"{k}: {v:+.2f}" for k, v in means.items()) +
-              f"; full − FairGrad {np.mean(np.subtract(full, fg)):+.2f}"),
-        evidence=(f"paired over {len(result['seeds'])} seeds (SE), a part counts beyond {z:g} SE: " +
-                  "; ".join(lines) + f"; parts: {', '.join(parts)}"),
-        setting=setting)
+        ours="mean Δm (drop) " + ", ".join(f"{k}: {v:+.2f}" for k, v in means.items()) + "; " + "; ".join(lines),
+        evidence=(f"paired over {len(result['seeds'])} seeds: {c.text}; per part: "
+                  + " | ".join(d.text for d in c.parts)),
+        rule=X.combined_rule(c), adequacy=adequacy, seeds_needed=X.seeds_needed(c), scale_needed=scale_needed,
+        parts=X.parts_record([n for n, _, _ in C10_PARTS], c), setting=setting)

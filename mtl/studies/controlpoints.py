@@ -19,8 +19,9 @@ import pandas as pd
 import torch
 
 from .. import claims, profiles
+from .. import stats as ST
 from . import _common as study
-from ..metrics import mean_se, paired_difference
+from ..metrics import mean_se
 from ..tasks import task_losses
 from ..train import to_device
 from . import _extra_curves as X
@@ -37,6 +38,7 @@ class Params:
     ts: list[float]  # points of t evaluated
     bn_batches: int = 4  # batches for BatchNorm recalibration
     landscape: dict = field(default_factory=dict)  # grid, margin, batch_size of the loss landscape
+    rules: dict = field(default_factory=dict)  # preregistered claim rules (mtl.stats.Rule), under common:
 
 
 def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
@@ -80,14 +82,28 @@ def seed_deltas(result: dict, n: int, t: float = 0.5) -> np.ndarray:
                      for r in result["curves"][n]])
 
 
-def table(result: dict) -> pd.DataFrame:
-    """Per count: the paper's metrics at t = ½ (mean over seeds), Δm% (drop) ± SE, length/chord."""
+def gate(result: dict, out_dir=None):
+    """The scale gate of C14: single-task runs, the shared end points and every curve at t = ½ (test
+    metrics there, the stage-2 validation history)."""
+    triv, dirs = X.gate_reference(result["spec"], out_dir)
+    parts = [X.gate_records("single-task", [r for recs in result["stl"].values() for r in recs], triv, dirs),
+             X.gate_records("end points", [r for s in result["seeds"] for r in result["ends"][s]], triv, dirs)]
+    parts += [X.gate_metrics(f"{n} points", [(r["params"]["name"], X.at_t(r, 0.5), r.get("history"))
+                                             for r in result["curves"][n]], triv, dirs) for n in result["counts"]]
+    return X.gate_all(parts)
+
+
+def table(result: dict, out_dir=None) -> pd.DataFrame:
+    """Per count: the paper's metrics at t = ½ (mean over seeds), Δm% (drop) ± SE, length/chord; with
+    ``out_dir``, the trivial predictors' row beside the single-task one."""
     recs = {n: [X.at_t(r, 0.5) for r in result["curves"][n]] for n in result["counts"]}
     tab = study.summary_table({f"EXTRA-{n}": recs[n] for n in recs}, result["base"], result["dirs"],
                               convention="drop")
     stl = {t: {m: v for m, v in d.items()} for t, d in result["base"].items()}
     tab.loc["Single-task"] = {**study.flatten(stl, result["dirs"]), "delta_m": 0.0, "delta_m_se": 0.0,
                               "seeds": len(result["seeds"])}
+    if out_dir is not None:
+        tab.loc[X.TRIVIAL_ROW] = X.trivial_row(result["spec"], result["base"], result["dirs"], out_dir)
     return tab
 
 
@@ -175,28 +191,45 @@ def geometry(result: dict, cfg: dict) -> dict:
     return out
 
 
-def c14_count(result: dict, geo: dict | None = None, z: float = 2.0) -> dict:
-    """C14 (seed 000 App. B.5): four control points are best for two tasks.
+def c14_decide(deltas: dict[int, list[float]], rules: dict[str, ST.Rule]) -> tuple[ST.Combined, list[str]]:
+    """C14's rule on Δm (drop) per count and seed: 3 points worse than 4 (``C14_three``, superiority of
+    Δm(3) − Δm(4) > 0 with a floor) and every count above 4 no better than 4 (``C14_more``,
+    non-inferiority of 4: Δm(n) − Δm(4) > −margin); Holm over the parts; the names of the parts."""
+    if 4 not in deltas or len(deltas) < 2:
+        raise ValueError(f"C14 compares 4 control points with other counts; counts: {sorted(deltas)}")
+    parts, names = [], []
+    for n in sorted(deltas):
+        if n == 4:
+            continue
+        rule = rules["C14_three"] if n < 4 else rules["C14_more"]
+        parts.append(ST.paired(deltas[n], deltas[4], rule))
+        names.append(f"{n} worse than 4" if n < 4 else f"{n} no better than 4")
+    return ST.combine(parts, "all", rules["C14_three"].alpha, names=names), names
 
-    Δm% (drop) at t = ½ of every other count minus that of 4, paired by seed: supports if each is
-    above 0 by > ``z`` SE (4 best), contradicts if some count is below 4 by > ``z`` SE, otherwise
-    inconclusive. Length/chord ratios (the "irregularity" of 5 and 6 points) are listed, not judged.
+
+def c14_count(result: dict, geo: dict | None = None, rules: dict | None = None, adequacy=None,
+              scale_needed: str | None = None) -> dict:
+    """C14 (seed 000 App. B.5): four control points are best for two tasks; three degenerate to a smooth
+    Bézier-like curve (much worse); five or six become irregular (no gain).
+
+    Judged on Δm% (drop) at t = ½, paired by seed (every count shares the seed's end points), by the
+    preregistered rules of :func:`c14_decide`. Length/chord ratios (the "irregularity" of 5 and 6
+    points) are listed, not judged.
     """
+    rs = X.rules_of({"rules": rules or {}}, ["C14_three", "C14_more"])
     counts = result["counts"]
-    if 4 not in counts or len(counts) < 2:
-        raise ValueError(f"C14 compares 4 control points with other counts; counts: {counts}")
-    d4 = seed_deltas(result, 4)
-    diffs = {n: paired_difference(seed_deltas(result, n), d4, z) for n in counts if n != 4}
-    sides = [s for s, *_ in diffs.values()]
-    v = "supports" if all(s == "greater" for s in sides) else ("contradicts" if "less" in sides else "inconclusive")
+    c, names = c14_decide({n: seed_deltas(result, n) for n in counts}, rs)
     means = ", ".join(f"{n}: {mean_se(seed_deltas(result, n))[0]:+.2f}" for n in counts)
-    listing = ", ".join(f"{n} − 4: {d:+.2f} ± {se:.2f}" for n, (_, d, se) in diffs.items())
+    listing = "; ".join(f"{k}: {d.estimate:+.2f} (95% CI [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}]) → {d.verdict}"
+                        for k, d in zip(names, c.parts))
     ratios = "" if geo is None else "; length/chord " + ", ".join(
         f"{n}: {np.mean(r):.2f}" for n, r in geo["ratio"].items())
     return claims.verdict(
-        "C14", v,
+        "C14", c.verdict,
         paper=("CityScapes, EXTRA-L: 4 control points best (Δm 4.93); 3 much worse (Bézier-like); "
                "5 and 6 no gain, irregular"),
-        ours=f"Δm% at t = ½ (drop vs single-task, lower better) per count {means}{ratios}",
-        evidence=(f"paired over {len(result['seeds'])} seeds, decided at {z:g} SE: {listing}"),
-        setting="scenes, segmentation + depth, EXTRA-L")
+        ours=f"Δm% at t = ½ (drop vs single-task, lower better) per count {means}{ratios}; Δm(n) − Δm(4): {listing}",
+        evidence=(f"paired over {len(result['seeds'])} seeds: {c.text}; per part: "
+                  + " | ".join(d.text for d in c.parts)),
+        rule=X.combined_rule(c), adequacy=adequacy, seeds_needed=X.seeds_needed(c), scale_needed=scale_needed,
+        parts=X.parts_record(names, c), setting="scenes, segmentation + depth, EXTRA-L")

@@ -12,19 +12,20 @@ against the single-task runs.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .. import claims, profiles, sweep
+from .. import stats as ST
 from . import _common as study
+from . import _extra_curves as X
 from ..curves import ExtraStep, curve_model, default_control_points, recalibrate_bn
 from ..experiment import RunSpec, load_model
 from ..fronts import evaluate_at
-from ..metrics import mean_se, paired_difference
+from ..metrics import mean_se
 from ..runs import run_or_load
 from ..train import TrainConfig, fit, seed_everything
 from .. import weighting as W
@@ -40,6 +41,7 @@ class Params:
     alphas: list[float]  # α values of the EXTRA sweep
     stage2: dict  # EXTRA's curve stage: step (ExtraStep arguments), train
     alpha_base: str = "ls"  # base weighting of the α sweep
+    rules: dict = field(default_factory=dict)  # preregistered claim rules (mtl.stats.Rule), under common:
 
 
 def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
@@ -188,15 +190,22 @@ def plug_and_play(out_dir, cfg: dict, progress=None, executor=None) -> dict:
     alphas = {a: recs2["alpha", a] for a in st2}
     dirs = study.directions(spec, primary=False)
     return {"spec": spec, "seeds": seeds, "stl": singles, "base": study.stl_base(singles), "dirs": dirs,
-            "methods": methods, "alphas": alphas, "alpha_base": alpha_base}
+            "methods": methods, "alphas": alphas, "alpha_base": alpha_base,
+            "ends": {base: recs["ends", base] for base in cfg["bases"]},
+            "alpha_ends": {a: recs["ends", "alpha", a] for a in st2}}
 
 
 # ----------------------------------------------------------------------------- tables
 
 
-def table(result: dict) -> pd.DataFrame:
-    """Mean of every metric over seeds and Δm% (drop convention, lower is better) ± SE, one row per method."""
+def table(result: dict, out_dir=None) -> pd.DataFrame:
+    """Mean of every metric over seeds and Δm% (drop convention, lower is better) ± SE, one row per method;
+    with ``out_dir``, first the trivial predictors' row (constants fitted on the training split,
+    :func:`mtl.adequacy.trivial_for_spec`) beside the single-task baselines."""
     df = study.summary_table(result["methods"], result["base"], result["dirs"], convention="drop")
+    if out_dir is not None:
+        row = X.trivial_row(result["spec"], result["base"], result["dirs"], out_dir)
+        df = pd.concat([pd.DataFrame({X.TRIVIAL_ROW: row}).T, df])
     return df.rename(columns={"delta_m": DM, "delta_m_se": DM_SE})
 
 
@@ -238,6 +247,22 @@ def alpha_long(result: dict) -> pd.DataFrame:
                          for s, d in zip(result["seeds"], seed_deltas(result, recs))])
 
 
+# ----------------------------------------------------------------------------- the scale gate
+
+
+def gates(result: dict, out_dir=None) -> dict[str, "X.A.Adequacy"]:
+    """The scale gate of C13 and C15 (``{claim: Adequacy}``): single-task runs, every stage-1 end point
+    (the plain bases are end point 0) and every EXTRA curve at t = ½ (its stage-2 validation history)."""
+    triv, dirs = X.gate_reference(result["spec"], out_dir)
+    stl = X.gate_records("single-task", [r for recs in result["stl"].values() for r in recs], triv, dirs)
+    c13 = [stl] + [X.gate_records(f"{BASES[b][0]} end points", result["ends"][b], triv, dirs) for b in result["ends"]]
+    c13 += [X.gate_records(BASES[b][1], result["methods"][BASES[b][1]], triv, dirs) for b in result["ends"]]
+    ends = {r["run_dir"]: r for recs in result["alpha_ends"].values() for r in recs}
+    c15 = [stl, X.gate_records(f"{BASES[result['alpha_base']][0]} end points", list(ends.values()), triv, dirs)]
+    c15 += [X.gate_records(f"α = {a:g}", recs, triv, dirs) for a, recs in result["alphas"].items()]
+    return {"C13": X.gate_all(c13), "C15": X.gate_all(c15)}
+
+
 # ----------------------------------------------------------------------------- verdicts
 
 
@@ -245,77 +270,83 @@ def _directions(result: dict) -> dict[str, bool]:
     return study.flat_dirs(result["dirs"])
 
 
-def c13_plug_and_play(result: dict, setting: str, z: float = 2.0) -> dict:
-    """C13 (seed 000 B.4): EXTRA improves each base method it is plugged into.
+def c13_decide(extra: dict[str, list[float]], plain: dict[str, list[float]], rule: ST.Rule) -> ST.Combined:
+    """C13's rule: per base X, Δm(EXTRA-X) − Δm(X) over paired seeds (drop: the claim is < 0), every
+    base a part, Holm over the bases; the claim holds when every base improves."""
+    names = list(extra)
+    return ST.combine([ST.paired(extra[n], plain[n], rule) for n in names], "all", rule.alpha, names=names)
 
-    For each base, the paired (by seed) difference Δm(EXTRA-X) − Δm(X) (drop: negative is better):
-    supports when every base improves by more than ``z`` SE, contradicts when some base gets worse
-    by that margin, else inconclusive. The evidence also counts the metrics improved on average.
+
+def c13_plug_and_play(result: dict, setting: str, rules: dict, adequacy=None, scale_needed: str | None = None) -> dict:
+    """C13 (seed 000 B.4): EXTRA improves each base method it is plugged into (LS, CAGrad, FairGrad).
+
+    Each base is judged by the preregistered rule ``rules["C13_base"]`` (superiority of EXTRA-X over X
+    in Δm, drop convention, with a floor), paired by seed (EXTRA-X's end point 0 is X's run), with
+    Holm over the bases (:func:`c13_decide`); ``adequacy``: the scale gate (:func:`gates`).
     """
     m, dirs = result["methods"], _directions(result)
-    parts, lines = [], []
-    for base in BASES:
-        plain, extra = BASES[base]
-        if plain not in m:
-            continue
-        side, diff, se = paired_difference(seed_deltas(result, m[extra]), seed_deltas(result, m[plain]), z)
-        parts.append({"less": "supports", "greater": "contradicts", "undecided": "inconclusive"}[side])
-        mean = lambda recs, k: np.mean([study.flatten(r["metrics"], result["dirs"])[k] for r in recs])  # noqa: E731
-        better = sum((mean(m[extra], k) > mean(m[plain], k)) == h for k, h in dirs.items())
-        lines.append(f"{extra} − {plain}: Δm {diff:+.2f} ± {se:.2f} (SE), "
-                     f"{better}/{len(dirs)} metrics better on average")
-    if not parts:
+    rule = X.rules_of({"rules": rules}, ["C13_base"])["C13_base"]
+    present = [b for b in BASES if BASES[b][0] in m]
+    if not present:
         raise ValueError("the result holds no base method; run plug_and_play with at least one base")
+    extra = {f"{BASES[b][1]} − {BASES[b][0]}": seed_deltas(result, m[BASES[b][1]]) for b in present}
+    plain = {f"{BASES[b][1]} − {BASES[b][0]}": seed_deltas(result, m[BASES[b][0]]) for b in present}
+    c = c13_decide(extra, plain, rule)
+    lines = []
+    for b, d in zip(present, c.parts):
+        plain_n, extra_n = BASES[b]
+        mean = lambda recs, k: np.mean([study.flatten(r["metrics"], result["dirs"])[k] for r in recs])  # noqa: E731
+        better = sum((mean(m[extra_n], k) > mean(m[plain_n], k)) == h for k, h in dirs.items())
+        lines.append(f"{extra_n} − {plain_n}: Δm {d.estimate:+.2f} (95% CI [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}]) → "
+                     f"{d.verdict}, {better}/{len(dirs)} metrics better on average")
     return claims.verdict(
-        "C13", claims.combine(*parts),
+        "C13", c.verdict,
         paper="EXTRA improves LS (Δm 22.60 → 4.93), CAGrad (11.58 → 8.61) and FairGrad (5.18 → 1.63) on CityScapes",
         ours="; ".join(lines),
-        evidence=(f"paired over {len(result['seeds'])} seeds, a difference counts beyond {z:g} SE; "
-                  f"parts: {', '.join(parts)}"),
-        setting=setting)
+        evidence=(f"each base judged on its own, paired over {len(result['seeds'])} seeds: " + c.text + "; per part: "
+                  + " | ".join(d.text for d in c.parts)),
+        rule=X.combined_rule(c), adequacy=adequacy, seeds_needed=X.seeds_needed(c), scale_needed=scale_needed,
+        parts=X.parts_record(list(extra), c), setting=setting)
 
 
-def _bonferroni_z(z: float, pairs: int) -> float:
-    """The two-sided normal threshold of ``z`` divided over ``pairs`` comparisons."""
-    from scipy.stats import norm
+def c15_decide(deltas: dict[float, list[float]], rule: ST.Rule, ref: float = PAPER_ALPHA_DEFAULT) -> ST.Combined:
+    """C15's rule: for every α ≠ ``ref`` (the default 0.5), Δm(α) − Δm(ref) over paired seeds lies
+    within ± the rule's margin (equivalence, TOST); Holm over the α values; stable when all are."""
+    if ref not in deltas:
+        raise ValueError(f"C15 compares every α with α = {ref:g}, which is not among {sorted(deltas)}")
+    others = [a for a in sorted(deltas) if a != ref]
+    if not others:
+        raise ValueError(f"C15 needs at least 2 values of α, got {sorted(deltas)}")
+    parts = [ST.paired(deltas[a], deltas[ref], rule) for a in others]
+    return ST.combine(parts, "all", rule.alpha, names=[f"α {a:g} − α {ref:g}" for a in others])
 
-    p = 2 * norm.sf(z)
-    return float(norm.isf(p / (2 * max(pairs, 1))))
 
-
-def c15_alpha(result: dict, setting: str, z: float = 2.0) -> dict:
+def c15_alpha(result: dict, setting: str, rules: dict, adequacy=None, scale_needed: str | None = None) -> dict:
     """C15 (seed 000 B.6): performance is stable in α; 0.3 has the best mean, 0.5 a lower variance.
 
-    The verdict is on stability. The worst and the best α (by mean Δm) are chosen after seeing the
-    data, so their paired difference over seeds is judged against two thresholds: within ``z`` SE
-    supports, beyond the Bonferroni-adjusted ``z`` for all K(K−1)/2 pairs of α contradicts, in
-    between inconclusive. Whether the best mean is at 0.3 and the lowest spread at 0.5 is reported
-    in the evidence; with few seeds it is noise-level.
+    Stability is an equivalence claim (``rules["C15_stable"]``, TOST with a margin in Δm): every α of
+    the profile against the default α = 0.5, paired by seed, Holm over the α values (:func:`c15_decide`).
+    The finer statement (best mean at 0.3, lowest SD at 0.5) is reported, not judged: with a few seeds
+    a ranking of five means or SDs is noise. Seed 000's text gives no α grid; ours is the profile's.
     """
+    rule = X.rules_of({"rules": rules}, ["C15_stable"])["C15_stable"]
     at = alpha_table(result)
-    if len(at) < 2:
-        raise ValueError(f"C15 needs at least 2 values of α, got {list(at.index)}")
+    deltas = {float(a): seed_deltas(result, recs) for a, recs in result["alphas"].items()}
+    c = c15_decide(deltas, rule)
     means, ses = at[DM], at[DM_SE]
-    best, worst = float(means.idxmin()), float(means.idxmax())
-    side, diff, se = paired_difference(seed_deltas(result, result["alphas"][worst]),
-                                              seed_deltas(result, result["alphas"][best]), z)
-    z_adj = _bonferroni_z(z, len(at) * (len(at) - 1) // 2)
-    ratio = diff / se if se > 0 else (math.inf if diff > 0 else 0.0)
-    stable = "supports" if ratio <= z else ("contradicts" if ratio > z_adj else "inconclusive")
-    if len(result["seeds"]) < 2:
-        stable = "inconclusive"
+    best = float(means.idxmin())
     low_var = float(at["Δm SD"].idxmin()) if at["Δm SD"].notna().any() else float("nan")
     detail = "holds" if (best == PAPER_ALPHA_BEST_MEAN and low_var == PAPER_ALPHA_DEFAULT) else "does not hold"
     ours = (f"EXTRA-{result['alpha_base'][0].upper()}: mean Δm per α " +
             ", ".join(f"{a:g}: {m:+.2f}±{s:.2f}" for a, m, s in zip(at.index, means, ses)) +
             f"; best mean at α = {best:g}, lowest SD at α = {low_var:g}")
     return claims.verdict(
-        "C15", stable,
-        paper="Δm stable across α ∈ {0.1, …, 0.9}; best mean at α = 0.3, lower variance at α = 0.5 (default)",
+        "C15", c.verdict,
+        paper=("Δm stable in α; the best mean at α = 0.3, a lower variance at α = 0.5 (the default). The seed's text "
+               "gives no α grid; {0.1, 0.3, 0.5, 0.7, 0.9} is this profile's choice"),
         ours=ours,
-        evidence=(f"worst α {worst:g} − best α {best:g}: Δm {diff:+.2f} ± {se:.2f} (SE, paired over "
-                  f"{len(result['seeds'])} seeds); stable within {z:g} SE, unstable beyond "
-                  f"{z_adj:.2f} SE (Bonferroni over the pairs of α); "
-                  f"the secondary detail (best mean at 0.3 and lowest SD at 0.5) {detail} here, and with "
-                  f"{len(result['seeds'])} seeds it is not separable from noise, so it does not enter the verdict"),
-        setting=setting)
+        evidence=(f"every α against α = 0.5, paired over {len(result['seeds'])} seeds: {c.text}; per part: "
+                  + " | ".join(d.text for d in c.parts) +
+                  f"; the secondary detail (best mean at 0.3 and lowest SD at 0.5) {detail} here and is not judged"),
+        rule=X.combined_rule(c), adequacy=adequacy, seeds_needed=X.seeds_needed(c), scale_needed=scale_needed,
+        parts=X.parts_record([f"α {a:g} − α 0.5" for a in sorted(deltas) if a != 0.5], c), setting=setting)
