@@ -1,0 +1,52 @@
+"""The slurm executor on a real one-node Slurm (``.ci/slurm-up``: slurmctld + slurmd on localhost):
+a job array gives the records a serial sweep gives, with its logs in ``<out_dir>/.slurm/``."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mtl import sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = {"dataset": "multimnist", "dataset_kw": {"n_train": 64, "n_val": 16, "n_test": 16}, "backbone": "lenet",
+        "train": {"epochs": 1, "batch_size": 32}}
+
+
+def _slurm_idle() -> bool:
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "idle" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    pytest.importorskip("submitit")
+    if not shutil.which("slurmctld") or not shutil.which("sbatch"):
+        pytest.skip("slurmctld/sbatch not installed: run `bash .ci/slurm-up` (as root; installs Debian's "
+                    "slurmctld, slurmd and munge and starts a one-node Slurm) to test on a real Slurm")
+    if not _slurm_idle():
+        if os.geteuid() != 0:
+            pytest.skip("Slurm is installed but not running, and starting it (.ci/slurm-up) needs root")
+        subprocess.run(["bash", str(ROOT / ".ci" / "slurm-up")], check=True, timeout=180)
+    assert _slurm_idle(), "Slurm did not come up (see /var/log/slurm/)"
+
+
+def test_slurm_job_array_records_equal_serial(tmp_path, slurm):
+    specs = [{**SPEC, "name": f"s{s}", "weighting": w, "train": {**SPEC["train"], "seed": s}}
+             for s in (0, 1) for w in ("ew", "rlw")]
+    serial = sweep.run([sweep.train(tmp_path / "serial", s) for s in specs], sweep.Serial(threads=1))
+    ex = sweep.Slurm(cluster="slurm", partition="debug", workers=2, threads=1, time=10, mem_gb=1, poll_s=1)
+    records = sweep.run([sweep.train(tmp_path / "slurm", s) for s in specs], ex)
+    assert [r["metrics"] for r in records] == [r["metrics"] for r in serial]
+    assert all(r["info"]["threads"] == 1 for r in records)
+    logs = list((tmp_path / "slurm" / ".slurm").glob("*/*_log.out"))  # <array id>_<task>_0_log.out
+    assert len(logs) == len(specs)                                     # one array task per run ...
+    assert len({p.name.split("_")[0] for p in logs}) == 1              # ... of one job array
+    bad = sweep.Job(sweep.train(tmp_path, SPEC).fn, str(tmp_path / "slurm"),
+                    ({**SPEC, "dataset_kw": {"n_trian": 5}},), label="bad")
+    with pytest.raises(sweep.SweepError, match=r"- bad in .*n_trian"):
+        sweep.run([bad], ex)
