@@ -4,20 +4,33 @@ Each section page ``book/sections/<section>.md`` (a MyST text notebook, read wit
 executed at a profile into ``runs/<section>/<profile>/<section>.ipynb`` (its runs are loaded when
 already finished). A failing section does not stop the others; the command exits non-zero naming
 it. The book is then built from the executed notebooks (never re-executed) with warnings as errors.
+
+``--executor`` (default ``local``: one worker per core, one torch thread each) and its settings are
+handed to the notebooks' kernels as ``MTL_EXECUTOR`` & co. (see :mod:`mtl.sweep`), so every sweep
+of a section runs on it. ``--dry-run`` executes the sections in dry mode (:mod:`mtl.train`: every
+training run takes one step on one batch) with their runs in a temporary folder, then prints per
+section the number of runs and an estimate of their full training cost; nothing is written under
+``runs/`` and no book is built.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Iterator, Mapping
 
+from . import sweep
 from .paths import portable, repo_root
 from .profiles import PROFILES
 from .runs import write_json
+from .train import DRY_RUN, DRY_RUN_LOG
 
 
 def sections(book: Path | None = None) -> list[str]:
@@ -42,9 +55,25 @@ def read_page(path: Path):
     return nb
 
 
+@contextlib.contextmanager
+def environment(env: Mapping[str, str] | None) -> Iterator[None]:
+    """``os.environ`` updated with ``env`` (a kernel started inside inherits it), restored after."""
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def execute_section(section: str, profile: str, runs_root: Path, book: Path | None = None,
-                    timeout: int | None = None) -> dict:
-    """Run one section page with papermill; returns status, duration and output path."""
+                    timeout: int | None = None, env: Mapping[str, str] | None = None) -> dict:
+    """Run one section page with papermill into ``runs_root/<section>/<profile>``; returns status,
+    duration and output path. ``env`` (e.g. :func:`executor_env`) is set for the notebook's kernel."""
     import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -60,10 +89,11 @@ def execute_section(section: str, profile: str, runs_root: Path, book: Path | No
     start = time.perf_counter()
     status = "ok"
     try:
-        pm.execute_notebook(str(src_nb), str(tmp_nb),
-                            parameters={"profile": profile, "out_dir": portable(out_dir), "progress": False},
-                            kernel_name="python3", cwd=str(repo_root()), progress_bar=False,
-                            log_output=False, execution_timeout=timeout)
+        with environment(env):
+            pm.execute_notebook(str(src_nb), str(tmp_nb),
+                                parameters={"profile": profile, "out_dir": portable(out_dir), "progress": False},
+                                kernel_name="python3", cwd=str(repo_root()), progress_bar=False,
+                                log_output=False, execution_timeout=timeout)
     except PapermillExecutionError as e:
         status = f"{e.ename}: {e.evalue} (cell {e.exec_count})"
     except Exception as e:  # a dead kernel, a missing kernel...
@@ -127,6 +157,80 @@ def portable_paths(nb) -> None:
         params["out_dir"] = portable(params["out_dir"])
 
 
+def executor_env(executor: str = "local", workers: int | None = None, threads: int | None = 1,
+                 address: str | None = None, slurm_config: str | Path | None = None) -> dict[str, str]:
+    """The ``MTL_*`` variables that make a notebook's ``sweep.run`` use ``executor`` (see
+    :func:`mtl.sweep.from_env`). ``local`` and ``ray`` default to one worker per core. The settings
+    are checked by building the executor once: a bad value or a missing optional dependency
+    raises here (ValueError, FileNotFoundError, ImportError), not in every notebook."""
+    if executor not in sweep.EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; valid: {sorted(sweep.EXECUTORS)}")
+    given = {"workers": workers, "address": address, "config": slurm_config}
+    wrong = [k for k, v in given.items() if v is not None and k not in sweep.ENV_OPTIONS[executor]]
+    if wrong:
+        flags = {"workers": "--workers", "address": "--address", "config": "--slurm-config"}
+        takes = [flags.get(k, f"--{k}") for k in sweep.ENV_OPTIONS[executor]]
+        raise ValueError(f"executor {executor!r} takes no {', '.join(flags[k] for k in wrong)} (it takes {takes})")
+    if workers is None and executor in ("local", "ray"):
+        workers = os.cpu_count() or 1
+    if slurm_config is not None:
+        slurm_config = Path(slurm_config).resolve()
+    values = {"workers": workers, "threads": threads, "address": address, "config": slurm_config}
+    env = {"MTL_EXECUTOR": executor, **{sweep.ENV[k]: str(v) for k, v in values.items() if v is not None}}
+    sweep.from_env(env)                     # checks every value, and that ray / submitit are installed
+    return env
+
+
+def dry_run(chosen: list[str], profile: str, book: Path | None = None, timeout: int | None = None,
+            env: Mapping[str, str] | None = None, keep: bool = False, report=None) -> list[dict]:
+    """Execute ``chosen`` sections at ``profile`` in dry mode, their runs in a temporary folder.
+
+    Returns per section its :func:`execute_section` record plus ``runs`` (training runs made),
+    ``step_s`` (their one-step times, summed) and ``estimate_s`` (Σ one-step time × planned steps
+    per epoch × epochs: the training cost at full length on this machine, evaluation excluded).
+    The folder is removed unless ``keep`` or a section failed (its ``.failed.ipynb`` is there, the
+    records' ``notebook`` points into it). ``report(record)`` is called after each section.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="mtl-dry-run-"))
+    runs_root, logs = tmp / "runs", tmp / "logs"
+    logs.mkdir()
+    records = []
+    try:
+        for s in chosen:
+            log = logs / f"{s}.jsonl"
+            rec = execute_section(s, profile, runs_root, book, timeout,
+                                  {**(env or {}), "MTL_RUNS": str(runs_root), DRY_RUN: "1", DRY_RUN_LOG: str(log)})
+            entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+            rec.update(runs=len(entries), step_s=sum(e["step_s"] for e in entries),
+                       estimate_s=sum(e["estimate_s"] for e in entries))
+            records.append(rec)
+            if report:
+                report(rec)
+    finally:
+        if not keep and all(r["status"] == "ok" for r in records):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return records
+
+
+def duration(seconds: float) -> str:
+    """A duration in words a person reads at a glance: 42 s, 7.5 min, 3.2 h, 2.1 d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 1.5 * size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
+def dry_run_table(records: list[dict]) -> str:
+    """The dry run's summary: per section its status, runs, one-step time and estimated full cost."""
+    rows = [("section", "status", "runs", "one-step (sum)", "estimated full training")]
+    rows += [(r["section"], "ok" if r["status"] == "ok" else "FAILED", str(r["runs"]), duration(r["step_s"]),
+              duration(r["estimate_s"])) for r in records]
+    rows.append(("total", "", str(sum(r["runs"] for r in records)), duration(sum(r["step_s"] for r in records)),
+                 duration(sum(r["estimate_s"] for r in records))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer ≥ 1."""
     try:
@@ -144,7 +248,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sections", nargs="*", help="subset of sections (default: all)")
     ap.add_argument("--no-book", action="store_true", help="run the notebooks only")
     ap.add_argument("--timeout", type=positive_int, default=None, help="per-cell timeout in seconds (≥ 1)")
+    ap.add_argument("--executor", default="local", choices=sorted(sweep.EXECUTORS),
+                    help="where the sections' runs train (default: local, one worker per core)")
+    ap.add_argument("--workers", type=positive_int, default=None,
+                    help="runs at once (local, ray: default the number of cores; slurm: array tasks at once)")
+    ap.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (default 1)")
+    ap.add_argument("--address", default=None, help="Ray cluster to join (ray only; default $MTL_RAY_ADDRESS "
+                                                    "or a local cluster)")
+    ap.add_argument("--slurm-config", default=None, metavar="FILE",
+                    help="YAML file of Slurm settings: partition, time, gpus_per_run, mem_gb... (slurm only)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="one step per training run, runs in a temporary folder; prints the runs and their "
+                         "estimated cost per section (nothing written under runs/, no book)")
     args = ap.parse_args(argv)
+    try:
+        env = executor_env(args.executor, args.workers, args.threads, args.address, args.slurm_config)
+    except (ValueError, FileNotFoundError, ImportError, TypeError) as e:
+        ap.error(str(e))
     root = repo_root()
     book, runs_root = root / "book", root / "runs"
     all_sections = sections(book)
@@ -154,11 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in chosen if s not in all_sections]
     if unknown:
         ap.error(f"unknown sections {unknown}; valid: {all_sections}")
+    if args.dry_run:
+        return main_dry_run(chosen, args.profile, book, args.timeout, env)
     records, interrupted = [], False
     try:
         for s in chosen:
             print(f"[mtl-reproduce] {s} @ {args.profile} ...", flush=True)
-            rec = execute_section(s, args.profile, runs_root, book, args.timeout)
+            rec = execute_section(s, args.profile, runs_root, book, args.timeout, env)
             print(f"[mtl-reproduce] {s}: {rec['status']} in {rec['duration_s']} s", flush=True)
             records.append(rec)
     except KeyboardInterrupt:       # one line, no traceback: what finished and how to resume
@@ -184,6 +306,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[mtl-reproduce] failed sections: {', '.join(failed)}", file=sys.stderr)
         return 1
     return rc
+
+
+def main_dry_run(chosen: list[str], profile: str, book: Path, timeout: int | None, env: dict) -> int:
+    """``mtl-reproduce --dry-run``: :func:`dry_run`, its table, and non-zero naming failed sections."""
+    def report(r):
+        print(f"[mtl-reproduce] dry run {r['section']} @ {profile}: {r['status']} in {r['duration_s']} s, "
+              f"{r['runs']} runs", flush=True)
+    try:
+        records = dry_run(chosen, profile, book, timeout, env, report=report)
+    except KeyboardInterrupt:
+        print("[mtl-reproduce] dry run interrupted", file=sys.stderr, flush=True)
+        return 130
+    print(dry_run_table(records))
+    failed = [r for r in records if r["status"] != "ok"]
+    if failed:
+        for r in failed:
+            print(f"[mtl-reproduce] {r['section']} failed: {r['status']} (notebook: "
+                  f"{Path(r['notebook']).with_suffix('.failed.ipynb')})", file=sys.stderr)
+        print(f"[mtl-reproduce] dry run: failed sections: {', '.join(r['section'] for r in failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
