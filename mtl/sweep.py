@@ -28,6 +28,7 @@ the same metrics (``threads`` pins the count per run; unset, a worker keeps the 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -378,7 +379,15 @@ class Slurm:
                     outcomes[i] = _slurm_result(h)
                     progress.finished(outcomes[i])
             left = [h for i, h in enumerate(handles) if outcomes[i] is None]
-            if left:
+            if left and self.cluster in (None, "slurm") and not _in_queue(handles[0].job_id.split("_")[0]):
+                time.sleep(self.poll_s)            # gone from the queue: its result file is there, or never will be
+                for i, h in enumerate(handles):
+                    if outcomes[i] is None:
+                        outcomes[i] = _slurm_result(h) if h.done() else Outcome(
+                            None, f"Slurm job {h.job_id} left the queue without a result (killed, timed out or "
+                                  f"its node failed; log: {h.paths.stderr})")
+                        progress.finished(outcomes[i])
+            elif left:
                 progress.running(sum(h.state == "RUNNING" for h in left))
                 time.sleep(self.poll_s)
         return outcomes
@@ -387,6 +396,22 @@ class Slurm:
         return (f"Slurm(cluster={self.cluster!r}, partition={self.partition!r}, workers={self.workers}, "
                 f"threads={self.threads}, cpus_per_run={self.cpus_per_run}, gpus_per_run={self.gpus_per_run}, "
                 f"time={self.time}, mem_gb={self.mem_gb})")
+
+
+_ACTIVE = "PD,CF,R,CG,S,ST,RQ,RS,RH,RF,SE,SO"    # Slurm's job states before a job has ended
+
+
+def _in_queue(array_id: str) -> bool:
+    """Whether Slurm still lists a task of job array ``array_id`` (pending or running); True when
+    ``squeue`` cannot tell (not installed, controller busy), so the sweep waits on."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", array_id, "-t", _ACTIVE, "-o", "%i"], capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    if out.returncode != 0:                 # a job purged from the controller is an "Invalid job id"
+        return "invalid job id" not in out.stderr.lower()
+    return bool(out.stdout.strip())
 
 
 def _slurm_result(handle) -> Outcome:

@@ -2,7 +2,9 @@
 a job array gives the records a serial sweep gives, with its logs in ``<out_dir>/.slurm/``."""
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,15 @@ def test_slurm_job_array_records_equal_serial(tmp_path, slurm):
                     ({**SPEC, "dataset_kw": {"n_trian": 5}},), label="bad")
     with pytest.raises(sweep.SweepError, match=r"- bad in .*n_trian"):
         sweep.run([bad], ex)
+
+
+def _killed(out_dir):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_job_killed_outside_the_run_is_reported_not_waited_on(tmp_path, slurm):
+    import cloudpickle
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])          # this module's job, sent by value
+    ex = sweep.Slurm(cluster="slurm", partition="debug", workers=1, time=5, mem_gb=1, poll_s=1)
+    with pytest.raises(sweep.SweepError, match=r"- killed in .*left the queue without a result .*log: "):
+        sweep.run([sweep.Job(_killed, str(tmp_path), label="killed")], ex)
