@@ -58,7 +58,8 @@ class RandomImages(Dataset):
 def encoder(width: int, size: int) -> nn.Module:
     """conv-BN-ReLU-pool ×3 (width, 2·width, 4·width) and FC → 256: [B, 3, s, s] -> [B, 256]."""
     def block(cin, cout):
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2))
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                             nn.MaxPool2d(2))
     side = size // 8
     return nn.Sequential(block(3, width), block(width, 2 * width), block(2 * width, 4 * width),
                          nn.Flatten(), nn.Linear(4 * width * side * side, FEATURES), nn.ReLU())
@@ -177,7 +178,8 @@ def report(results: dict, Ts: list[int], device) -> None:
         y = np.asarray([pam[T][0] for T in measured])
         a, b = np.polyfit(x, y, 1)
         r2 = 1 - ((y - (a * x + b)) ** 2).sum() / ((y - y.mean()) ** 2).sum()
-        print(f"\nPaMaL linear fit over measured T {measured}: {a / MiB:.2f} MiB per task + {b / MiB:.1f} MiB, R² = {r2:.4f}")
+        print(f"\nPaMaL linear fit over measured T {measured}: "
+              f"{a / MiB:.2f} MiB per task + {b / MiB:.1f} MiB, R² = {r2:.4f}")
     e2 = results["EXTRA-2"]
     verdict = e2[hi][0] <= 1.2 * e2[lo][0]
     print(f"EXTRA-2 at T={hi} within 1.2x of T={lo}: {verdict} ({e2[hi][0] / e2[lo][0]:.3f}x)")

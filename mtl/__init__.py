@@ -9,6 +9,7 @@ MGDA(mode='rep', chunk_size=None, normalize='none')
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from importlib.metadata import PackageNotFoundError, version
 
 
@@ -20,14 +21,14 @@ def _version() -> str:
         import tomllib
         from pathlib import Path
 
-        return tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]["version"]
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        return tomllib.loads(pyproject.read_text())["project"]["version"]
 
 
 __version__ = _version()
 
-__all__ = ["__version__", "bilevel", "checks", "claims", "curves", "data", "diagnostics", "distill", "experiment",
-           "fronts", "grouping", "jacobian", "memory", "metrics", "models", "paths", "profiles", "reference",
-           "registry", "report", "reproduce", "runs", "studies", "study", "tasks", "train", "weighting"]
+#: every public submodule, found in the package folder (so a new module is listed without editing this file)
+__all__ = ["__version__", *sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))]
 
 
 def __getattr__(name: str):

@@ -147,7 +147,7 @@ class RepresentationProbe:
         return {"probe": "rep_cos", "step": ctx.step, "epoch": ctx.epoch, "cos": representation_cosines(D).tolist()}
 
 
-# ----------------------------------------------------------------------------- feature distance (URL's adapter protocol)
+# ----------------------------------------------------------------------------- feature distance (URL adapter protocol)
 @torch.no_grad()
 def features(model: nn.Module, data, split: str, batch_size: int = 32, device="cpu") -> torch.Tensor:
     """``model.encode(x)`` over a whole split, eval mode, on the CPU: [N, C, H, W]."""

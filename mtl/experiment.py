@@ -21,6 +21,7 @@ import json
 import os
 import tempfile
 import inspect
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch
 
 from . import data as D
 from . import weighting as W
+from .checks import check_count
 from .data.corruptions import corrupt
 from .diagnostics import GradientProbe, RepresentationProbe
 from .models import ARCHITECTURES, BACKBONES, create_model
@@ -69,7 +71,9 @@ class RunSpec:
     ``probes`` are declarations ``{"kind": "gradient", "every": k, ...}`` (:class:`mtl.diagnostics.GradientProbe`)
     or ``{"kind": "representation", "every": k}`` (:class:`mtl.diagnostics.RepresentationProbe`);
     ``save_model`` writes the trained ``state_dict`` as ``<run>/model.pt``. Optional fields left
-    at ``None`` are not part of :meth:`params`.
+    at ``None`` are not part of :meth:`params`. ``threads`` is an execution setting: the run trains
+    with torch pinned to that many threads (CPU results are bit-identical only at the same count,
+    which every record stores in ``info["threads"]``); it is not part of the run id.
 
     >>> spec = RunSpec.from_dict({"dataset": "multimnist", "backbone": "lenet", "name": "demo"})
     >>> spec.params()["architecture"], spec.params()["weighting"]
@@ -92,6 +96,7 @@ class RunSpec:
     probes: tuple[Mapping[str, Any], ...] = ()
     save_model: bool | None = None
     name: str | None = None
+    threads: int | None = None          # execution setting: torch threads for training (not part of the id)
 
     # ------------------------------------------------------------------ plain parameters in and out
     @classmethod
@@ -105,6 +110,8 @@ class RunSpec:
             return spec
         spec = dict(spec)
         valid = {f.name for f in fields(cls)} | {"probe"}
+        if spec.get("threads") is not None:
+            check_count("threads", spec["threads"])
         unknown = set(spec) - valid
         if unknown:
             raise ValueError(f"unknown spec keys {sorted(unknown)}; valid keys: {sorted(valid - {'probe'})}")
@@ -134,7 +141,8 @@ class RunSpec:
              "train": _canonical_train(self.train), "weighting": self.weighting,
              "weighting_kw": _without_defaults(self.weighting_kw, W.WEIGHTINGS.get(self.weighting))}
         optional = {"name": self.name, "tasks": None if self.tasks is None else list(self.tasks),
-                    "architecture_kw": _without_defaults(self.architecture_kw or {}, ARCHITECTURES.get(self.architecture)),
+                    "architecture_kw": _without_defaults(self.architecture_kw or {},
+                                                         ARCHITECTURES.get(self.architecture)),
                     "corruption": _without_defaults(self.corruption or {}, corrupt),
                     "save_model": self.save_model or None,
                     "probes": [{"kind": q["kind"], **_without_defaults({k: v for k, v in q.items() if k != "kind"},
@@ -209,16 +217,34 @@ def train_run(out_dir, spec: Mapping[str, Any] | RunSpec) -> dict:
                            "point the runs elsewhere (mtl-reproduce --dry-run uses a temporary folder)")
 
     def run():
-        bundle = spec.build_data()
-        config = spec.config()
-        seed_everything(config.seed)     # the initial weights depend on the seed only
-        model = spec.build_model(bundle)
-        hist = fit(model, bundle, spec.build_weighting(), config, probes=spec.build_probes(bundle))
-        if spec.save_model:              # state_dict as <run>/model.pt, written before metrics.json
-            save_state(Path(out_dir) / run_id(params) / "model.pt", model.state_dict())
-        return {"metrics": hist.final, "history": hist.epochs, "info": hist.info}
+        with pinned_threads(spec.threads):
+            return _train(spec, params, out_dir)
 
     return run_or_load(out_dir, params, run)
+
+
+def _train(spec: RunSpec, params: dict, out_dir) -> dict:
+    """Train ``spec`` and return its record's content (see :func:`train_run`)."""
+    bundle = spec.build_data()
+    config = spec.config()
+    seed_everything(config.seed)     # the initial weights depend on the seed only
+    model = spec.build_model(bundle)
+    hist = fit(model, bundle, spec.build_weighting(), config, probes=spec.build_probes(bundle))
+    if spec.save_model:              # state_dict as <run>/model.pt, written before metrics.json
+        save_state(Path(out_dir) / run_id(params) / "model.pt", model.state_dict())
+    return {"metrics": hist.final, "history": hist.epochs, "info": hist.info}
+
+
+@contextmanager
+def pinned_threads(threads: int | None):
+    """torch's intra-op thread count set to ``threads`` inside the block (unchanged when None), then restored."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _resolve(path) -> Path:

@@ -234,7 +234,8 @@ def _linear_layers(losses: torch.Tensor, params: Sequence[torch.Tensor]) -> list
     return found
 
 
-def _layer_cross_gram(Da: torch.Tensor, Xa: torch.Tensor, Db: torch.Tensor, Xb: torch.Tensor, bias: bool) -> torch.Tensor:
+def _layer_cross_gram(Da: torch.Tensor, Xa: torch.Tensor, Db: torch.Tensor, Xb: torch.Tensor,
+                      bias: bool) -> torch.Tensor:
     """Σ over the layer's weight (and bias) of J_a J_bᵀ from output gradients D [T, n, out] and inputs X [n, in],
     without forming J: J_a J_bᵀ [s, t] = ⟨D_a[s], K D_b[t]⟩ with K = X_a X_bᵀ (+1 for the bias) [n_a, n_b]."""
     na, nb, d_in = Xa.shape[0], Xb.shape[0], Xa.shape[1]
@@ -350,7 +351,8 @@ class FactoredJacobian:
         """J Jᵀ [T, T], or with ``other`` (the same parameters, another batch's losses) J J_otherᵀ."""
         other = self if other is None else other
         if set(self.layers) != set(other.layers):
-            raise RuntimeError("the loss groups' graphs use the shared layers differently; their cross-Gramian is undefined")
+            raise RuntimeError("the loss groups' graphs use the shared layers differently; "
+                               "their cross-Gramian is undefined")
         G = torch.zeros(self.T, other.T, dtype=self.dtype, device=self.device)
         for key, (Da, Xa, _, b) in self.layers.items():
             Db, Xb = other.layers[key][:2]

@@ -1,7 +1,12 @@
 """Presentation helpers for section notebooks: metric labels, paper-beside-ours tables, verdict lines."""
 from __future__ import annotations
 
+import os
+
 import pandas as pd
+import torch
+
+from .claims import recorded_threads, threads_note
 
 ARROWS = {True: "↑", False: "↓"}
 PERCENT_METRICS = ("miou", "pix_acc", "odsf", "acc", "within_11", "within_22", "within_30")
@@ -35,7 +40,8 @@ def paper_beside(ours: pd.DataFrame, ref: dict) -> pd.DataFrame:
         for c in cols:
             if c not in prow:
                 continue
-            mine = ours.loc[method, c] if (ours is not None and method in ours.index and c in ours.columns) else float("nan")
+            has_mine = ours is not None and method in ours.index and c in ours.columns
+            mine = ours.loc[method, c] if has_mine else float("nan")
             if c.split("/")[-1] in PERCENT_METRICS:
                 mine = mine * 100
             row[(metric_label(c), "paper")] = prow[c]
@@ -47,10 +53,16 @@ def paper_beside(ours: pd.DataFrame, ref: dict) -> pd.DataFrame:
     return df.round(3)
 
 
-def verdict_markdown(verdicts: list[dict]) -> str:
-    """One line per verdict: id, setting, verdict in bold, what we measured and the evidence."""
+def verdict_markdown(verdicts: list[dict], out_dir=None) -> str:
+    """One line per verdict: id, setting, verdict in bold, what we measured and the evidence; then,
+    once, a note when the runs under ``out_dir`` mix torch thread counts or were made with another
+    count than this process uses (:func:`mtl.claims.threads_note`)."""
     lines = []
     for v in verdicts:
         setting = f" ({v['setting']})" if v.get("setting") else ""
         lines.append(f"- **{v['id']}{setting}: {v['verdict']}.** {v['ours']}. *Evidence:* {v['evidence']}.")
+    current = int(os.environ.get("MTL_THREADS") or torch.get_num_threads())    # what a run trained now would use
+    note = None if out_dir is None else threads_note(recorded_threads(out_dir), current)
+    if note:
+        lines.append(f"\n*Note on reproducibility:* {note}.")
     return "\n".join(lines)

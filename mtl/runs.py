@@ -160,7 +160,8 @@ def load_run(run_dir: str | Path) -> dict:
     out = _read_json(path)
     if not (isinstance(out, dict) and isinstance(out.get("params"), dict) and isinstance(out.get("metrics"), dict)):
         raise CorruptRecordError(f"corrupt run record {path}: expected an object with 'params' and 'metrics' "
-                                 f"objects, got {type(out).__name__}" + (f" with keys {sorted(out)}" if isinstance(out, dict) else ""))
+                                 f"objects, got {type(out).__name__}"
+                                 + (f" with keys {sorted(out)}" if isinstance(out, dict) else ""))
     hist = run_dir / "history.json"
     out["history"] = _read_json(hist) if hist.exists() else []
     if not isinstance(out["history"], list):

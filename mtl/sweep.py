@@ -27,6 +27,7 @@ the same metrics (``threads`` pins the count per run; unset, a worker keeps the 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -36,14 +37,13 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import torch
 import yaml
 from tqdm import tqdm
 
 from .checks import check_count, check_positive
-from .experiment import RunSpec, train_run
+from .experiment import RunSpec, pinned_threads, train_run
 
 
 @dataclass(frozen=True)
@@ -96,24 +96,29 @@ def worker_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in env.items() if k.startswith("MTL_")}
 
 
-def execute(job: Job, threads: int | None = None, env: Mapping[str, str] | None = None) -> Outcome:
-    """Run ``job`` with torch pinned to ``threads`` threads and ``env`` set (both restored after);
-    errors are returned, not raised."""
-    before, saved = torch.get_num_threads(), {k: os.environ.get(k) for k in env or {}}
-    if threads is not None:
-        torch.set_num_threads(threads)
+@contextlib.contextmanager
+def environment(env: Mapping[str, str] | None) -> Iterator[None]:
+    """``os.environ`` updated with ``env`` (processes started inside inherit it), restored after."""
+    saved = {k: os.environ.get(k) for k in env or {}}
     os.environ.update(env or {})
     try:
-        return Outcome(job())
-    except Exception as e:  # noqa: BLE001 - reported with the job; the sweep goes on
-        return Outcome(None, f"{type(e).__name__}: {e}", traceback.format_exc())
+        yield
     finally:
-        torch.set_num_threads(before)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def execute(job: Job, threads: int | None = None, env: Mapping[str, str] | None = None) -> Outcome:
+    """Run ``job`` with torch pinned to ``threads`` threads and ``env`` set (both restored after);
+    errors are returned, not raised."""
+    try:
+        with pinned_threads(threads), environment(env):
+            return Outcome(job())
+    except Exception as e:  # noqa: BLE001 - reported with the job; the sweep goes on
+        return Outcome(None, f"{type(e).__name__}: {e}", traceback.format_exc())
 
 
 def show_progress(stream=None, environ: Mapping[str, str] | None = None) -> bool:

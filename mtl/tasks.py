@@ -17,7 +17,8 @@ from . import metrics as M
 @dataclass(frozen=True)
 class Task:
     name: str
-    kind: str                                   # segmentation | depth | normal | edge | classification | regression | binary
+    # segmentation | depth | normal | edge | classification | regression | binary
+    kind: str
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     make_meter: Callable[[], object]
     metrics: dict[str, bool]                    # metric -> higher is better

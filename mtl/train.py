@@ -206,7 +206,8 @@ def batches(data: DataBundle, split: str, batch_size: int, seed: int, device) ->
     """An endless stream of shuffled batches of ``split`` (reshuffled every pass)."""
     k = 0
     while True:
-        for b in data.loader(split, batch_size, shuffle=True, seed=seed + 7919 * k, drop_last=len(data.split(split)) > batch_size):
+        for b in data.loader(split, batch_size, shuffle=True, seed=seed + 7919 * k,
+                             drop_last=len(data.split(split)) > batch_size):
             yield to_device(b, device)
         k += 1
 

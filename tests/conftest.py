@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -54,3 +55,15 @@ def scenes():
     from mtl.experiment import load_data
     data = load_data("scenes", height=32, width=32, train_scenes=2, val_scenes=1, test_scenes=1, scans_per_scene=2)
     return data.select(["segmentation", "depth", "normal"])
+
+
+@pytest.fixture(scope="session")
+def qm9_tensors():
+    """The processed QM9 tensors, parsed from qm9pack's CSV at most once per session, then read from the disk cache."""
+    pytest.importorskip("torch_geometric")
+    if importlib.util.find_spec("qm9pack") is None:       # importing qm9pack itself needs pkg_resources
+        pytest.skip("qm9pack is not installed (pip install 'mtl-imbalance[graph]')")
+    from mtl.data import qm9
+
+    data, _ = qm9.load_tensors()
+    return data

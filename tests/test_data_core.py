@@ -32,7 +32,8 @@ def test_scenes_shapes_dtypes_ranges(tiny_scenes):
 
 
 def test_scenes_deterministic_and_disjoint(tmp_path):
-    cfg = scenes.SceneConfig(height=16, width=16, train_scenes=2, val_scenes=1, test_scenes=1, scans_per_scene=2, seed=3)
+    cfg = scenes.SceneConfig(height=16, width=16, train_scenes=2, val_scenes=1, test_scenes=1, scans_per_scene=2,
+                             seed=3)
     scenes.generate(cfg, tmp_path / "a")
     scenes.generate(cfg, tmp_path / "b")
 
@@ -66,7 +67,8 @@ def test_scenes_bad_parameters():
 def test_multimnist_pools_disjoint_and_samples(tiny_mnist):
     pools = multimnist.digit_pools(0)
     hashes = {s: {hashlib.sha1(x.tobytes()).hexdigest() for x in pools[s][0]} for s in pools}
-    assert not hashes["train"] & hashes["val"] and not hashes["train"] & hashes["test"] and not hashes["val"] & hashes["test"]
+    assert (not hashes["train"] & hashes["val"] and not hashes["train"] & hashes["test"]
+            and not hashes["val"] & hashes["test"])
     assert sum(len(p[0]) for p in pools.values()) == 5000
     x, y = tiny_mnist.train[0]
     assert x.shape == (1, 28, 28) and set(y) == {"left", "right"}

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures.qm9 import qm9_tensors  # noqa: F401  (session fixture: parse once)
 from mtl import data as D
 from mtl.data import qm9 as Q
 from mtl.models import create_model

@@ -76,8 +76,9 @@ def test_builds_data_model_weighting_and_probes(tiny_mnist_spec):
 def test_train_run_saves_a_model_that_load_model_rebuilds(tiny_mnist_spec, tmp_path):
     import torch
 
-    rec = train_run(tmp_path, {**tiny_mnist_spec, "name": "saved", "save_model": True})
-    assert Path(rec["run_dir"]).name == RunSpec.from_dict({**tiny_mnist_spec, "name": "saved", "save_model": True}).run_id()
+    spec = {**tiny_mnist_spec, "name": "saved", "save_model": True}
+    rec = train_run(tmp_path, spec)
+    assert Path(rec["run_dir"]).name == RunSpec.from_dict(spec).run_id()
     model = load_model(rec["run_dir"])
     state = torch.load(Path(rec["run_dir"]) / "model.pt", weights_only=True)
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())

@@ -16,7 +16,8 @@ def planted(seed=0, sizes=(5, 3, 4), d=30, noise=0.15):
     rows, truth = [], []
     for g, n in enumerate(sizes):
         for _ in range(n):
-            rows.append(base[g] * rng.uniform(0.5, 3.0) + noise * np.linalg.norm(base[g]) * rng.normal(size=d) / np.sqrt(d))
+            rows.append(base[g] * rng.uniform(0.5, 3.0)
+                        + noise * np.linalg.norm(base[g]) * rng.normal(size=d) / np.sqrt(d))
             truth.append(g)
     perm = rng.permutation(len(rows))
     return np.array(rows)[perm], np.array(truth)[perm]

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from mtl.jacobian import (DenseJacobian, FactoredJacobian, _linear_layers, block_gramian, flatten, gramian, head_gradients,
-                          jacobian, split_parameters, write_grads)
+from mtl.jacobian import (DenseJacobian, FactoredJacobian, _linear_layers, block_gramian, flatten, gramian,
+                          head_gradients, jacobian, split_parameters, write_grads)
 import mtl.weighting as W
 from mtl.models import MultiTaskModel
 from mtl.weighting import GradientWeighting, StepContext
@@ -27,7 +27,7 @@ def _losses(model, seed=1):
 
 
 def _loop_jacobian(losses, inputs):
-    return torch.stack([flatten(torch.autograd.grad(l, inputs, retain_graph=True)) for l in losses])
+    return torch.stack([flatten(torch.autograd.grad(loss, inputs, retain_graph=True)) for loss in losses])
 
 
 @pytest.mark.parametrize("chunk", [None, 1, 2])
@@ -170,7 +170,8 @@ def test_gram_path_writes_the_weighted_jacobian():
         torch.testing.assert_close(p.grad, g)
 
 
-# ----------------------------------------------------------------------------- J in factored form (per-task state without J)
+# ----------------------------------------------------------------------------- J in factored form
+# (per-task state without J)
 @pytest.mark.parametrize("n,chunk", [(3, None), (40, 2)])
 def test_factored_jacobian_matches_the_formed_one(n, chunk):
     """dense(), blocks(), sq_norms() and accumulate_into(β, scale) of the factors equal the same on J itself."""
@@ -191,7 +192,8 @@ def test_factored_jacobian_matches_the_formed_one(n, chunk):
     Y0, s = torch.randn_like(J), torch.tensor([0.5, -2.0, 3.0])
     for jac in (fac, DenseJacobian(J)):
         torch.testing.assert_close(jac.accumulate_into(Y0.clone(), beta=0.7, scale=s), 0.7 * Y0 + s[:, None] * J)
-        torch.testing.assert_close(jac.accumulate_into(torch.full_like(J, float("nan")), beta=0.0), J)   # β=0 ignores out
+        # β=0 ignores out
+        torch.testing.assert_close(jac.accumulate_into(torch.full_like(J, float("nan")), beta=0.0), J)
     with pytest.raises(ValueError, match="contiguous"):
         fac.accumulate_into(torch.zeros(J.shape[1], 3).T)
     with pytest.raises(ValueError, match="scale must be"):

@@ -39,8 +39,8 @@ def test_rebinding_in_a_loop_keeps_two_alive_at_most():
 
 
 def test_bigger_batch_needs_more_memory(scenes):
-    costs = {bs: step_cost(lambda: create_model("mtan", "segnet", scenes.tasks, backbone_kw=dict(width=4, stages=2)), scenes,
-                           W.create("ew"), batch_size=bs, device="cpu", steps=1) for bs in (1, 4)}
+    costs = {bs: step_cost(lambda: create_model("mtan", "segnet", scenes.tasks, backbone_kw=dict(width=4, stages=2)),
+                           scenes, W.create("ew"), batch_size=bs, device="cpu", steps=1) for bs in (1, 4)}
     small, big = costs[1], costs[4]
     assert isinstance(small, StepCost) and not small.oom and small.params == big.params > 0
     params_bytes = 4 * small.params

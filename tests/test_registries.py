@@ -70,7 +70,8 @@ def test_create_model_takes_both_keyword_sets_and_checks_them():
     task = [T.classification("left", 10)]
     m = create_model("mmoe", "lenet", task, architecture_kw={"num_experts": 3}, backbone_kw={"features": 12})
     assert len(m.encoder) == 3 and all(e.fc[1].out_features == 12 for e in m.encoder)
-    with pytest.raises(TypeError, match=r"backbone 'lenet' has no keyword\(s\) \['width'\]; valid: \['in_channels', 'features'\]"):
+    with pytest.raises(TypeError, match=r"backbone 'lenet' has no keyword\(s\) \['width'\]; "
+                                        r"valid: \['in_channels', 'features'\]"):
         create_model("hps", "lenet", task, backbone_kw={"width": 4})
     with pytest.raises(TypeError, match=r"architecture 'mmoe' has no keyword\(s\) \['experts'\]"):
         create_model("mmoe", "lenet", task, architecture_kw={"experts": 2})
@@ -135,7 +136,8 @@ def test_reference_rows_resolve_to_registered_methods():
 def test_mto_labels_are_the_registry_labels():
     from mtl.studies import mto
 
-    assert mto.label("nashmtl") == "NashMTL" and mto.label("ew") == "Uniform" and mto.label("autolambda") == "Auto-Lambda"
+    assert mto.label("nashmtl") == "NashMTL" and mto.label("ew") == "Uniform"
+    assert mto.label("autolambda") == "Auto-Lambda"
     assert all(mto.label(n) == W.label(n) for n in W.names())
 
 

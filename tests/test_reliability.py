@@ -111,7 +111,7 @@ def test_fit_raises_when_the_loss_explodes_after_epoch_zero(tiny_mnist):
 
     class Exploding:
         def step(self, model, data, batch, weighting, optimizer, ctx):
-            return {"losses": torch.full((len(model.tasks),), 1.0 if ctx["epoch"] == 0 else 1e5)}
+            return {"losses": torch.full((len(model.tasks),), 1.0 if ctx.epoch == 0 else 1e5)}
     model = create_model("hps", "lenet", tiny_mnist.tasks)
     with pytest.raises(DivergedError, match="task 'left' .* at epoch 1"):
         fit(model, tiny_mnist, W.create("ew"), TrainConfig(epochs=3, batch_size=32), step_rule=Exploding())
@@ -300,7 +300,7 @@ def fake_book(tmp_path, monkeypatch):
 
     (tmp_path / "book" / "sections").mkdir(parents=True)
     for s in ("a", "b", "c"):
-        (tmp_path / "book" / "sections" / f"{s}.ipynb").write_text("{}")
+        (tmp_path / "book" / "sections" / f"{s}.md").write_text(f"# {s}\n")
     monkeypatch.setattr(reproduce, "repo_root", lambda: tmp_path)
     return tmp_path
 

@@ -229,7 +229,8 @@ def test_mnist_root_is_a_spec_argument_not_an_environment_variable(tmp_path, mon
 # ----------------------------------------------------------------------------- user data samples
 
 
-@pytest.mark.parametrize("name, kw", [("nyuv2", {}), ("cityscapes", {"label_dirs": ("label_7",), "fields": ("depth",)})])
+@pytest.mark.parametrize("name, kw", [("nyuv2", {}),
+                                      ("cityscapes", {"label_dirs": ("label_7",), "fields": ("depth",)})])
 def test_sample_of_another_size_is_named_at_load(tmp_path, name, kw):
     root = write_dense(tmp_path / "d", **kw)
     other = write_dense(tmp_path / "other", h=16, w=16, **kw)     # a consistent sample, but 16×16

@@ -67,7 +67,7 @@ def test_failed_run_writes_nothing(tmp_out):
 
 def test_edited_record_is_detected(tmp_out):
     params = {"name": "r", "x": 1}
-    rec = runs.run_or_load(tmp_out, params, lambda: {"metrics": {}})
+    runs.run_or_load(tmp_out, params, lambda: {"metrics": {}})
     path = tmp_out / runs.run_id(params) / "metrics.json"
     data = json.loads(path.read_text())
     data["params"]["x"] = 2

@@ -31,9 +31,12 @@ def test_every_section_module_has_a_page_a_profile_file_and_a_test_and_back():
     pages = {p.stem for p in PAGES.glob("*.md")}
     yamls = {p.stem for p in PAGES.glob("*.yaml")}
     tests = {p.stem.removeprefix("test_studies_") for p in (ROOT / "tests").glob("test_studies_*.py")}
-    assert pages == set(MODULES), f"pages without a module: {pages - set(MODULES)}; modules without a page: {set(MODULES) - pages}"
-    assert yamls == set(MODULES), f"yaml without a module: {yamls - set(MODULES)}; modules without a yaml: {set(MODULES) - yamls}"
-    assert tests == set(MODULES), f"tests without a module: {tests - set(MODULES)}; modules without a test: {set(MODULES) - tests}"
+    assert pages == set(MODULES), (f"pages without a module: {pages - set(MODULES)}; "
+                                   f"modules without a page: {set(MODULES) - pages}")
+    assert yamls == set(MODULES), (f"yaml without a module: {yamls - set(MODULES)}; "
+                                   f"modules without a yaml: {set(MODULES) - yamls}")
+    assert tests == set(MODULES), (f"tests without a module: {tests - set(MODULES)}; "
+                                   f"modules without a test: {set(MODULES) - tests}")
     order = (PAGES / "ORDER").read_text().split()
     assert sorted(order) == MODULES and sections(ROOT / "book") == order   # book order lists every section once
 

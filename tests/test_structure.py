@@ -80,7 +80,8 @@ def test_no_mtl_import_inside_a_function():
         for fn in ast.walk(ast.parse(path.read_text())):
             if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 body = ast.Module(body=fn.body, type_ignores=[])
-                hidden += [f"{path.relative_to(ROOT)}:{node.lineno} imports {t}" for t, node in _imports(name, path, body)]
+                hidden += [f"{path.relative_to(ROOT)}:{node.lineno} imports {t}"
+                           for t, node in _imports(name, path, body)]
     assert not hidden, "\n".join(sorted(set(hidden)))
 
 

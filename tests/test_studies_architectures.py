@@ -34,7 +34,9 @@ def _result(cells: dict, stl: dict | None = None):
     methods = list(next(iter(cells.values())))
     stl = stl or {a: {"a": _recs([1.0, 1.0, 1.0])} for a in archs}
     own = {a: {"a": {"acc": float(np.mean([r["metrics"]["a"]["acc"] for r in stl[a]["a"]]))}} for a in archs}
-    return {"stl": stl, "mtl": {a: {m: (v if isinstance(v, str) else _recs(v)) for m, v in row.items()} for a, row in cells.items()},
+    return {"stl": stl,
+            "mtl": {a: {m: (v if isinstance(v, str) else _recs(v)) for m, v in row.items()}
+                    for a, row in cells.items()},
             "dirs": {"a": {"acc": True}}, "seeds": [0, 1, 2], "archs": archs, "methods": methods,
             "vanilla": own[archs[0]], "own": own}
 
@@ -45,7 +47,8 @@ def test_c19_reversal_supports_champion_contradicts_noise_inconclusive():
     assert A.c19_no_single_best(rev)["verdict"] == "supports"
     champ = _result({"hps": {"m1": up, "m2": down}, "mtan": {"m1": up, "m2": down}})
     assert A.c19_no_single_best(champ)["verdict"] == "contradicts"
-    noisy = _result({"hps": {"m1": [1.0, 1.2, 0.9], "m2": [1.1, 1.0, 1.0]}, "mtan": {"m1": [1.0, 1.1, 1.0], "m2": [0.9, 1.2, 1.0]}})
+    noisy = _result({"hps": {"m1": [1.0, 1.2, 0.9], "m2": [1.1, 1.0, 1.0]},
+                     "mtan": {"m1": [1.0, 1.1, 1.0], "m2": [0.9, 1.2, 1.0]}})
     assert A.c19_no_single_best(noisy)["verdict"] == "inconclusive"
 
 
@@ -64,7 +67,8 @@ def test_c3_mitigates_but_keeps_imbalance():
 
     stl = {arch: {"a": recs([1, 1, 1], [1, 1, 1]), "b": recs([1, 1, 1], [1, 1, 1])} for arch in ("hps", "mtan")}
     base = {"stl": stl, "dirs": two, "seeds": [0, 1, 2], "archs": ["hps", "mtan"], "methods": ["ew"],
-            "vanilla": {"a": {"acc": 1.0}, "b": {"acc": 1.0}}, "own": {k: {"a": {"acc": 1.0}, "b": {"acc": 1.0}} for k in ("hps", "mtan")}}
+            "vanilla": {"a": {"acc": 1.0}, "b": {"acc": 1.0}},
+            "own": {k: {"a": {"acc": 1.0}, "b": {"acc": 1.0}} for k in ("hps", "mtan")}}
     # HPS: task b far below; MTAN: task b a little below (gap smaller) -> supports
     r = {**base, "mtl": {"hps": {"ew": recs([1.0, 1.01, 1.0], [0.70, 0.71, 0.70])},
                          "mtan": {"ew": recs([1.0, 1.01, 1.0], [0.90, 0.91, 0.90])}}}
@@ -81,7 +85,8 @@ def test_run_grid_rejects_unknown_architecture(tmp_path):
 
 TINY = {"seeds": [0, 1], "architectures": ["hps", "mtan"], "methods": {"ew": {"weighting": "ew"}},
         "spec": {"dataset": "scenes", "tasks": ["segmentation", "depth"], "backbone": "segnet",
-                 "dataset_kw": {"height": 16, "width": 16, "train_scenes": 1, "val_scenes": 1, "test_scenes": 1, "scans_per_scene": 2},
+                 "dataset_kw": {"height": 16, "width": 16, "train_scenes": 1, "val_scenes": 1, "test_scenes": 1,
+                                "scans_per_scene": 2},
                  "backbone_kw": {"width": 4, "stages": 2, "convs": 1}, "train": {"epochs": 1, "batch_size": 2}},
         "cost": {"steps": 1, "memory_limit_mb": 1e-3}}
 

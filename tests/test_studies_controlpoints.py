@@ -12,7 +12,8 @@ from mtl.studies import controlpoints as C
 def _result(deltas: dict):
     """A fake result whose Δm at t = ½ per count and seed is ``deltas[n][seed]`` (one metric, drop)."""
     base = {"depth": {"abs_err": 1.0}}
-    curves = {n: [{"metrics": {"t": [0.0, 0.5, 1.0], "test": {"metrics": [None, {"depth": {"abs_err": 1 + d / 100}}, None]}}}
+    curves = {n: [{"metrics": {"t": [0.0, 0.5, 1.0],
+                               "test": {"metrics": [None, {"depth": {"abs_err": 1 + d / 100}}, None]}}}
                   for d in ds] for n, ds in deltas.items()}
     return {"counts": list(deltas), "seeds": list(range(len(next(iter(deltas.values()))))), "curves": curves,
             "base": base, "dirs": {"depth": {"abs_err": False}}}

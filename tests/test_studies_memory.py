@@ -1,4 +1,5 @@
-"""Section "Memory cost" (mtl.studies.memory): verdict logic of C12, estimates, and recorded, deterministic measurements."""
+"""Section "Memory cost" (mtl.studies.memory): verdict logic of C12, estimates, and recorded,
+deterministic measurements."""
 import json
 
 import pandas as pd

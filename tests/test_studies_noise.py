@@ -99,7 +99,8 @@ def test_paper_table_delta_m_follows_eq5_from_its_own_metrics():
 
 
 def test_corruption_spec_key_trains_on_the_corrupted_split_and_changes_the_run_id(tmp_path):
-    spec = {"name": "t", "dataset": "scenes", "backbone": "segnet", "backbone_kw": {"width": 4, "stages": 2, "convs": 1},
+    spec = {"name": "t", "dataset": "scenes", "backbone": "segnet",
+            "backbone_kw": {"width": 4, "stages": 2, "convs": 1},
             "dataset_kw": {"tasks": ["segmentation", "depth", "normal"], "height": 16, "width": 24, "train_scenes": 4,
                            "val_scenes": 1, "test_scenes": 1, "scans_per_scene": 4},
             "train": {"epochs": 1, "batch_size": 4}}
@@ -108,6 +109,7 @@ def test_corruption_spec_key_trains_on_the_corrupted_split_and_changes_the_run_i
     clean = train_run(tmp_path, spec)
     noisy = train_run(tmp_path, noise.condition_spec(spec, "noise", {"label_noise": 0.5, "depth_sigma": 0.5}, 0))
     assert clean["run_dir"] != noisy["run_dir"]
-    assert noisy["params"]["corruption"] == {"label_noise": 0.5, "depth_sigma": 0.5}   # seed 0 is the default: canonical ids leave it out
+    # seed 0 is the default: canonical ids leave it out
+    assert noisy["params"]["corruption"] == {"label_noise": 0.5, "depth_sigma": 0.5}
     with pytest.raises(ValueError, match="label_noise"):
         train_run(tmp_path, {**spec, "name": "bad", "corruption": {"label_noise": 2.0}})

@@ -35,7 +35,8 @@ def test_c13_directions():
 
 
 def test_c15_stable_unstable_and_one_seed():
-    flat = _result({}, alphas={a: _recs([1.0 + d, 1.01 - d, 0.99]) for a, d in ((0.1, 0.0), (0.5, 0.005), (0.9, -0.003))},
+    flat = _result({},
+                   alphas={a: _recs([1.0 + d, 1.01 - d, 0.99]) for a, d in ((0.1, 0.0), (0.5, 0.005), (0.9, -0.003))},
                    alpha_base="ls")
     assert S.c15_alpha(flat, "x")["verdict"] == "supports"
     steep = _result({}, alphas={a: _recs([1.0 - a, 1.01 - a, 0.99 - a]) for a in (0.1, 0.5, 0.9)}, alpha_base="ls")
@@ -45,7 +46,8 @@ def test_c15_stable_unstable_and_one_seed():
 
 
 SPEC = {"dataset": "scenes", "tasks": ["segmentation", "depth"], "backbone": "segnet",
-        "dataset_kw": {"height": 16, "width": 24, "train_scenes": 2, "val_scenes": 1, "test_scenes": 1, "scans_per_scene": 2},
+        "dataset_kw": {"height": 16, "width": 24, "train_scenes": 2, "val_scenes": 1, "test_scenes": 1,
+                       "scans_per_scene": 2},
         "backbone_kw": {"width": 4, "stages": 2, "convs": 1}, "train": {"epochs": 1, "batch_size": 4}}
 
 
@@ -53,7 +55,8 @@ def test_extra_run_is_recorded_and_shares_stage_one(tmp_path):
     st2 = {"step": {"alpha": 0.5}, "train": {"epochs": 1, "batch_size": 4, "max_steps_per_epoch": 1}}
     first = S.extra_run(tmp_path, SPEC, "ls", 0, st2)
     ends = S.endpoint_runs(tmp_path, SPEC, "ls", 0)
-    assert all(e["resumed"] for e in ends) and first["params"]["endpoints"] == [e["run_dir"].split("/")[-1] for e in ends]
+    assert (all(e["resumed"] for e in ends)
+            and first["params"]["endpoints"] == [e["run_dir"].split("/")[-1] for e in ends])
     assert set(first["metrics"]) == {"segmentation", "depth"} and first["info"]["t"] == 0.5
     again = S.extra_run(tmp_path, SPEC, "ls", 0, st2)
     assert again["resumed"] and again["metrics"] == first["metrics"]

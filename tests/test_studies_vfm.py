@@ -44,7 +44,8 @@ def test_random_checkpoint_round_trip_through_timm(tmp_path):
 
 @pytest.mark.parametrize("init", [
     {"kind": "masked", "dataset": "scenes", "epochs": 1, "batch_size": 4, "mask_ratio": 0.5,
-     "dataset_kw": {"height": 16, "width": 24, "train_scenes": 1, "val_scenes": 1, "test_scenes": 1, "scans_per_scene": 4, "seed": 1}},
+     "dataset_kw": {"height": 16, "width": 24, "train_scenes": 1, "val_scenes": 1, "test_scenes": 1,
+                    "scans_per_scene": 4, "seed": 1}},
     {"kind": "supervised", "dataset": "multimnist", "epochs": 1, "batch_size": 32,
      "dataset_kw": {"n_train": 64, "n_val": 8, "n_test": 8}},
 ])
@@ -74,8 +75,10 @@ def _res(uniform_b):
         return [{"metrics": {"a": {"acc": x}, "b": {"acc": y}}} for x, y in zip(a, b)]
     one = recs([1, 1, 1], [1, 1, 1])
     stl = {"a": one, "b": one}
-    return {"stl": stl, "base": {"a": {"acc": 1.0}, "b": {"acc": 1.0}}, "dirs": {"a": {"acc": True}, "b": {"acc": True}},
-            "seeds": [0, 1, 2], "methods": {"Uniform": recs([1.0, 1.01, 1.0], uniform_b), "Grid Search": recs([1, 1, 1], [1, 1, 1])}}
+    return {"stl": stl, "base": {"a": {"acc": 1.0}, "b": {"acc": 1.0}},
+            "dirs": {"a": {"acc": True}, "b": {"acc": True}}, "seeds": [0, 1, 2],
+            "methods": {"Uniform": recs([1.0, 1.01, 1.0], uniform_b),
+                        "Grid Search": recs([1, 1, 1], [1, 1, 1])}}
 
 
 def test_c4_verdict_logic():

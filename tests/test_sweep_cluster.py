@@ -40,7 +40,8 @@ def test_ray_local_cluster_records_equal_serial(tmp_path, serial, monkeypatch):
     assert [r["metrics"] for r in records] == [r["metrics"] for r in serial]
     assert [r["params"] for r in records] == [r["params"] for r in serial]
     assert all(r["info"]["threads"] == 1 for r in records)
-    jobs = [sweep.Job(_fails, str(tmp_path), ("boom",), label="bad"), sweep.Job(_env_value, str(tmp_path), ("MTL_PROBE",))]
+    jobs = [sweep.Job(_fails, str(tmp_path), ("boom",), label="bad"),
+            sweep.Job(_env_value, str(tmp_path), ("MTL_PROBE",))]
     with pytest.raises(sweep.SweepError, match=r"- bad in .*: ValueError: boom") as e:
         sweep.run(jobs, ex)
     assert len(e.value.failures) == 1

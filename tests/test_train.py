@@ -92,7 +92,8 @@ def test_cuda_request_without_cuda_is_clear():
 
 
 def test_select_final_protocols(tiny_mnist):
-    recs = [{"val": {"left": {"acc": v}}, "test": {"left": {"acc": t}}} for v, t in [(0.5, 0.1), (0.9, 0.2), (0.6, 0.3)]]
+    recs = [{"val": {"left": {"acc": v}}, "test": {"left": {"acc": t}}}
+            for v, t in [(0.5, 0.1), (0.9, 0.2), (0.6, 0.3)]]
     data = tiny_mnist
     assert select_final(recs, "last", 2, ["left"], data) == {"left": {"acc": 0.3}}
     assert select_final(recs, "best_val", 2, ["left"], data) == {"left": {"acc": 0.2}}

@@ -131,7 +131,8 @@ def test_aggregate_validates_inputs():
 def test_aggregate_scale_convention_is_the_sum_for_ew():
     J = torch.randn(4, 9, dtype=torch.float64)
     torch.testing.assert_close(W.aggregate("ew", J), J.sum(0))
-    torch.testing.assert_close(W.aggregate("ls", J, weights=[1, 2, 3, 4]), torch.tensor([1.0, 2, 3, 4], dtype=J.dtype) @ J)
+    torch.testing.assert_close(W.aggregate("ls", J, weights=[1, 2, 3, 4]),
+                               torch.tensor([1.0, 2, 3, 4], dtype=J.dtype) @ J)
 
 
 # ----------------------------------------------------------------------------- degenerate inputs
@@ -333,13 +334,15 @@ def same(a, b) -> bool:
 def trained(name, mode=None):
     """Method ``name`` after a few real steps on the tiny problem (so its state is not the initial one)."""
     w = make(name, mode)
-    fit(tiny_model(), tiny_bundle(), w, TrainConfig(epochs=2, batch_size=8, max_steps_per_epoch=2, device="cpu", seed=1))
+    fit(tiny_model(), tiny_bundle(), w,
+        TrainConfig(epochs=2, batch_size=8, max_steps_per_epoch=2, device="cpu", seed=1))
     return w
 
 
 def _J():
     gen = torch.Generator().manual_seed(5)
-    return torch.randn(3, 12, generator=gen, dtype=torch.float64), torch.rand(3, generator=gen, dtype=torch.float64) + 0.5
+    return (torch.randn(3, 12, generator=gen, dtype=torch.float64),
+            torch.rand(3, generator=gen, dtype=torch.float64) + 0.5)
 
 
 @pytest.mark.parametrize("name,mode", CASES, ids=[f"{n}-{m or 'losses'}" for n, m in CASES])

@@ -69,7 +69,8 @@ def test_lambda_zero_equals_ulo_exactly():
         states.append(model.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     model = _model()                        # and λ > 0 does change the trajectory
-    fit(model, data, W.create("consmtl", lam=10.0, clip_ratio=0.5), TrainConfig(epochs=3, batch_size=8, lr=1e-2, device="cpu"))
+    fit(model, data, W.create("consmtl", lam=10.0, clip_ratio=0.5),
+        TrainConfig(epochs=3, batch_size=8, lr=1e-2, device="cpu"))
     assert any(not torch.equal(model.state_dict()[k], states[0][k]) for k in states[0] if "heads" in k)
 
 

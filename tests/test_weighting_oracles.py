@@ -256,7 +256,8 @@ def test_excessmtl_weights_sum_to_T():
     assert abs(float(wk.sum()) - 3) < 1e-9 and wk[2] > wk[0] + 1e-4 and wk[2] > wk[1] + 1e-4
 
 
-# ----------------------------------------------------------------------------- loss weightings: weights = the paper's gradient
+# ----------------------------------------------------------------------------- loss weightings
+# weights = the paper's gradient
 def _grad_of(scalar_fn, L):
     L = L.clone().requires_grad_()
     (g,) = torch.autograd.grad(scalar_fn(L), L)
@@ -363,3 +364,10 @@ def test_three_batch_products_match_jacobians():
 
     torch.testing.assert_close(cross_product(ctx([b2, b1]), shared, lam), J1 @ (J2.T @ lam), rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(cross_gram(ctx([b1, b2]), shared), J1 @ J2.T, rtol=1e-5, atol=1e-7)
+
+
+def test_stch_refuses_a_loss_its_logarithm_cannot_take():
+    w = W.create("stch")
+    with pytest.raises(ValueError, match=r"every loss must be positive.*\{1: 0.0\}"):
+        w.weights(torch.tensor([0.5, 0.0]))
+    assert torch.allclose(w.weights(torch.tensor([0.5, 2.0])), torch.tensor([2.0, 0.5]))

@@ -20,7 +20,8 @@ THREE_POINT_DATASETS = ("multimnist", "celeba", "attributes", "attributes40")
 
 
 def default_control_points(dataset: str, n_tasks: int) -> int:
-    """Control points per protocol (Zhou et al. 2025 App. A.2): 3 for MultiMNIST/CelebA-like sets, else 4 for 2 tasks, 5 for 3."""
+    """Control points per protocol (Zhou et al. 2025 App. A.2): 3 for MultiMNIST/CelebA-like sets,
+    else 4 for 2 tasks, 5 for 3."""
     if dataset.lower() in THREE_POINT_DATASETS or n_tasks > 3:
         return 3
     if n_tasks < 2:

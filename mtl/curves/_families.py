@@ -113,7 +113,8 @@ class NURBS(CurveFamily):
         self.raw_weights = nn.Parameter(self._init_raw(weight_init))
 
     def _init_raw(self, weight_init: str) -> torch.Tensor:
-        inits = {"uniform": lambda: torch.rand(self.n_points).clamp(min=1e-3), "ones": lambda: torch.ones(self.n_points)}
+        inits = {"uniform": lambda: torch.rand(self.n_points).clamp(min=1e-3),
+                 "ones": lambda: torch.ones(self.n_points)}
         if weight_init not in inits:
             raise ValueError(f"weight_init must be one of {sorted(inits)}, got {weight_init!r}")
         w = inits[weight_init]()

@@ -110,7 +110,8 @@ class PamalStep:
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
-        return {"losses": L.detach().mean(0), "weights": alphas.mean(0).float(), "total": total.detach(), "reg": reg.detach()}
+        return {"losses": L.detach().mean(0), "weights": alphas.mean(0).float(),
+                "total": total.detach(), "reg": reg.detach()}
 
     def __repr__(self) -> str:
         return (f"PamalStep(window={self.window}, concentration={self.concentration}, reg={self.reg}, "

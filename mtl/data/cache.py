@@ -76,7 +76,8 @@ def load_tensors_checked(path: Path, shapes: Callable[[dict], dict]) -> dict:
     want = shapes(data)
     got = {k: tuple(data[k].shape) if hasattr(data.get(k), "shape") else None for k in want}
     bad = {k: (got[k], want[k]) for k in want
-           if got[k] is None or len(got[k]) != len(want[k]) or any(w is not None and g != w for g, w in zip(got[k], want[k]))}
+           if got[k] is None or len(got[k]) != len(want[k])
+           or any(w is not None and g != w for g, w in zip(got[k], want[k]))}
     if bad:
         raise ValueError("unexpected tensors " + ", ".join(f"{k}: {g} (expected {w})" for k, (g, w) in bad.items()))
     return data

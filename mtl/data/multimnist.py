@@ -42,7 +42,8 @@ def _find(root: Path, stem: str) -> Path:
         if (root / name).exists():
             return root / name
     raise FileNotFoundError(f"MNIST file {stem}[.gz] not found in {root} (mnist_root=); expected the raw idx files "
-                            "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte")
+                            "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                            "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte")
 
 
 def digit_pools(seed: int = 0, mnist_root=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -76,7 +77,8 @@ def compose(images: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Gener
     j = (i + rng.integers(1, len(images), n)) % len(images)       # a different digit image
     canvas = np.zeros((n, 36, 36), np.float32)
     canvas[:, :28, :28] = images[i]
-    canvas[:, offset:offset + 28, offset:offset + 28] = np.maximum(canvas[:, offset:offset + 28, offset:offset + 28], images[j])
+    corner = (slice(None), slice(offset, offset + 28), slice(offset, offset + 28))
+    canvas[corner] = np.maximum(canvas[corner], images[j])
     x = torch.from_numpy(canvas / 255.0)[:, None]                  # [n, 1, 36, 36]
     x = F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
     x = (x - MEAN) / STD
@@ -99,7 +101,8 @@ def load_multimnist(n_train: int = 6000, n_val: int = 1000, n_test: int = 1000, 
         splits[split] = _Pairs(x, y)
     tasks = [T.classification("left", 10), T.classification("right", 10)]
     return DataBundle("multimnist", tasks, splits["train"], splits["val"], splits["test"],
-                      info={"input_shape": (1, 28, 28), "digits": str(digits), "pool_sizes": {k: len(v[0]) for k, v in pools.items()}})
+                      info={"input_shape": (1, 28, 28), "digits": str(digits),
+                            "pool_sizes": {k: len(v[0]) for k, v in pools.items()}})
 
 
 class _Pairs(TensorDataset):

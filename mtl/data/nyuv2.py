@@ -69,7 +69,8 @@ def dense_bundle(name: str, root: Path, tasks, folders: dict, kinds: dict, task_
 
 @register("nyuv2")
 def load_nyuv2(root=None, tasks=TASKS, val_fraction: float = 0.1, seed: int = 0, preload: bool = True) -> DataBundle:
-    """NYUv2 (13-class segmentation, depth, normals) from MTAN's ``.npy`` layout under ``root`` (default ``$MTL_NYUV2``)."""
+    """NYUv2 (13-class segmentation, depth, normals) from MTAN's ``.npy`` layout under ``root``
+    (default ``$MTL_NYUV2``)."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"nyuv2 has no task {unknown}; valid tasks: {TASKS}")

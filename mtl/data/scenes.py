@@ -126,7 +126,8 @@ class Room:
                                                  bz + r.uniform(0.12, 0.2)), "books")
                 if r.random() < 0.6:
                     rad = r.uniform(0.06, 0.14)
-                    self.add_sphere((r.uniform(x0 + rad, x1 - rad), top + rad, r.uniform(z0 + rad, z1 - rad)), rad, "objects")
+                    self.add_sphere((r.uniform(x0 + rad, x1 - rad), top + rad, r.uniform(z0 + rad, z1 - rad)), rad,
+                                    "objects")
         for _ in range(r.integers(1, 4)):
             if fp := self._place(0.45, 0.45, False):
                 x0, z0, x1, z1 = fp
@@ -140,9 +141,11 @@ class Room:
             mat = self._material("sofa")
             self.add_box((x0, 0, z0), (x1, 0.45, z1), "sofa", mat)
             if x1 - x0 > z1 - z0:
-                self.add_box((x0, 0.45, z1 - 0.2 if z1 > self.size[2] / 2 else z0), (x1, 0.85, z1 if z1 > self.size[2] / 2 else z0 + 0.2), "sofa", mat)
+                self.add_box((x0, 0.45, z1 - 0.2 if z1 > self.size[2] / 2 else z0),
+                             (x1, 0.85, z1 if z1 > self.size[2] / 2 else z0 + 0.2), "sofa", mat)
             else:
-                self.add_box((x1 - 0.2 if x1 > self.size[0] / 2 else x0, 0.45, z0), (x1 if x1 > self.size[0] / 2 else x0 + 0.2, 0.85, z1), "sofa", mat)
+                self.add_box((x1 - 0.2 if x1 > self.size[0] / 2 else x0, 0.45, z0),
+                             (x1 if x1 > self.size[0] / 2 else x0 + 0.2, 0.85, z1), "sofa", mat)
         for _ in range(r.integers(1, 4)):
             if fp := self._place(r.uniform(0.6, 1.4), 0.45, True):
                 x0, z0, x1, z1 = fp
@@ -155,7 +158,8 @@ class Room:
                     self.add_sphere(((x0 + x1) / 2, rad, (z0 + z1) / 2), rad, "objects")
                 else:
                     self.add_box((x0, 0, z0), (x1, r.uniform(0.2, 0.6), z1), "objects")
-        for cls, n, hgt, size in (("window", r.integers(0, 3), 0.9, (1.0, 1.2)), ("painting", r.integers(0, 3), 1.3, (0.7, 0.5)),
+        for cls, n, hgt, size in (("window", r.integers(0, 3), 0.9, (1.0, 1.2)),
+                                  ("painting", r.integers(0, 3), 1.3, (0.7, 0.5)),
                                   ("tv", r.integers(0, 2), 1.1, (1.0, 0.6))):
             for _ in range(n):
                 self._wall_panel(cls, r.uniform(size[0] * 0.7, size[0] * 1.3), size[1], hgt + r.uniform(-0.1, 0.2))
@@ -255,7 +259,8 @@ def render(room: Room, eye: np.ndarray, yaw: float, pitch: float, height: int, w
     image = _shade(room, pts, n_best, inst, d).reshape(height, width, 3)
     image = np.clip(image + rng.normal(0, 0.015, image.shape), 0, 1)
     depth = (t_best * d_cam[:, 2]).reshape(height, width, 1)                          # z-depth
-    normal = (n_best @ R).reshape(height, width, 3)                                  # camera frame (x right, y up, z forward)
+    # camera frame (x right, y up, z forward)
+    normal = (n_best @ R).reshape(height, width, 3)
     label = cls.reshape(height, width)
     return {"image": image.astype(np.float32), "label": label.astype(np.int64), "depth": depth.astype(np.float32),
             "normal": normal.astype(np.float32), "edge": edges(label, depth[..., 0], inst.reshape(height, width))}

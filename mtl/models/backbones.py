@@ -42,7 +42,8 @@ class Backbone:
         """The encoder's stages; a clear error if the backbone does not define them."""
         if not self.stages:
             raise ValueError(f"{architecture} needs a backbone split into stages, but "
-                             f"{type(self.encoder).__name__} defines none; use segnet, resnet18, resnet50, vit or lenet")
+                             f"{type(self.encoder).__name__} defines none; "
+                             "use segnet, resnet18, resnet50, vit or lenet")
         return self.stages
 
 
@@ -77,7 +78,8 @@ class SegNet(nn.Module):
         self.up = nn.ModuleList()
         for i in reversed(range(stages)):
             cout = widths[i - 1] if i > 0 else width
-            self.up.append(nn.Sequential(*[_conv_bn(widths[i], widths[i] if k < convs - 1 else cout) for k in range(convs)]))
+            self.up.append(nn.Sequential(*[_conv_bn(widths[i], widths[i] if k < convs - 1 else cout)
+                                           for k in range(convs)]))
         self.pool = nn.MaxPool2d(2, 2, return_indices=True)
         self.unpool = nn.MaxUnpool2d(2, 2)
 
@@ -127,7 +129,8 @@ class _SegNetUp(Stage):
 def dense_head(cin: int) -> Callable[[Task], nn.Module]:
     """MTAN's task head: conv3×3 + ReLU + conv1×1 to the task's channels."""
     def make(task: Task) -> nn.Module:
-        return nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(cin, task.out_channels, 1))
+        return nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1), nn.ReLU(inplace=True),
+                             nn.Conv2d(cin, task.out_channels, 1))
     return make
 
 
@@ -150,7 +153,8 @@ def segnet(in_channels: int = 3, width: int = 16, stages: int = 3, convs: int = 
 
 
 class LeNet(nn.Module):
-    """The LeNet encoder of PaMaL / EXTRA MultiMNIST (Zhou et al. 2025 App. A.2): conv10-pool-ReLU, conv20-pool-ReLU, FC 320→50."""
+    """The LeNet encoder of PaMaL / EXTRA MultiMNIST (Zhou et al. 2025 App. A.2):
+    conv10-pool-ReLU, conv20-pool-ReLU, FC 320→50."""
 
     def __init__(self, in_channels: int = 1, features: int = 50):
         super().__init__()

@@ -66,7 +66,8 @@ def linear_head(cin: int) -> Callable[[Task], nn.Module]:
     return make
 
 
-@BACKBONES.register("cnn9", label="CNN-9", paper="EXTRA (Zhou et al., NeurIPS 2025) App. A.2; FAMO / FairGrad's CelebA network")
+@BACKBONES.register("cnn9", label="CNN-9",
+                    paper="EXTRA (Zhou et al., NeurIPS 2025) App. A.2; FAMO / FairGrad's CelebA network")
 def cnn9(in_channels: int = 3, width: int = 64) -> Backbone:
     enc = CNN9(in_channels, width)
     stages = [Stage(b, c, spatial=i < 3) for i, (b, c) in enumerate(zip(enc.blocks, enc.widths))]

@@ -54,4 +54,5 @@ def cross_stitch(backbone_fn, tasks, alpha_same: float = 0.9) -> CrossStitch:
     if not 0 <= alpha_same <= 1:
         raise ValueError(f"alpha_same must lie in [0, 1], got {alpha_same}")
     bbs = [backbone_fn() for _ in tasks]
-    return CrossStitch([b.staged("cross_stitch") for b in bbs], {t.name: bbs[0].make_head(t) for t in tasks}, alpha_same)
+    return CrossStitch([b.staged("cross_stitch") for b in bbs], {t.name: bbs[0].make_head(t) for t in tasks},
+                       alpha_same)

@@ -48,7 +48,8 @@ class Bridge(nn.Module):
         self.spatial_in, self.spatial_out = prev.spatial, cur.spatial
         c_in, c = prev.out_channels, cur.out_channels
         if cur.spatial:
-            self.body = nn.Sequential(nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+            self.body = nn.Sequential(nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
+                                      nn.ReLU(inplace=True))
         else:
             self.body = nn.Sequential(nn.Linear(c_in, c, bias=False), nn.BatchNorm1d(c), nn.ReLU(inplace=True))
 

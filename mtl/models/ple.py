@@ -78,7 +78,8 @@ class PLE(MixtureOfExperts):
 
 @ARCHITECTURES.register("ple", label="PLE", paper="Tang et al., RecSys 2020")
 def ple(backbone_fn, tasks, num_shared: int = 1, num_task: int = 1, levels: int | None = None) -> PLE:
-    """PLE with ``num_shared`` shared and ``num_task`` per-task experts per level (LibMTL's NYUv2 benchmark: [1, 1, 1, 1]).
+    """PLE with ``num_shared`` shared and ``num_task`` per-task experts per level
+    (LibMTL's NYUv2 benchmark: [1, 1, 1, 1]).
     One task gives the single-task variant (same experts and gates, one task path)."""
     s, k = check_count("num_shared", num_shared), check_count("num_task", num_task, 0)
     bbs = [backbone_fn() for _ in range(s + k * len(tasks))]
@@ -86,7 +87,7 @@ def ple(backbone_fn, tasks, num_shared: int = 1, num_task: int = 1, levels: int 
     chans = [run[-1].out_channels for run in experts[0]]
     routes, owned = expert_layout(tasks, s, k)
     below = range(len(chans) - 1)
-    level_gates = {t.name: [Gate(chans[l], s + k) for l in below] for t in tasks}
-    level_gates[SHARED] = [Gate(chans[l], len(bbs)) for l in below]
+    level_gates = {t.name: [Gate(chans[lvl], s + k) for lvl in below] for t in tasks}
+    level_gates[SHARED] = [Gate(chans[lvl], len(bbs)) for lvl in below]
     top = {t.name: Gate(chans[-1], s + k) for t in tasks}
     return PLE(experts, {t.name: bbs[0].make_head(t) for t in tasks}, top, routes, owned, level_gates)

@@ -55,7 +55,8 @@ def _channels(layer: nn.Module) -> int:
 
 
 class DilatedResNet(nn.Module):
-    """A torchvision ResNet without pooling/classifier, ``layer3``/``layer4`` dilated: [B, 3, H, W] -> [B, C, H/8, W/8]."""
+    """A torchvision ResNet without pooling/classifier, ``layer3``/``layer4`` dilated:
+    [B, 3, H, W] -> [B, C, H/8, W/8]."""
 
     def __init__(self, net: tvm.ResNet):
         super().__init__()

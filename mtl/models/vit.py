@@ -27,7 +27,8 @@ def _to_tokens(fmap: torch.Tensor) -> torch.Tensor:
 class _ViTBlocks(Stage):
     """A run of transformer blocks on a feature map; prefix tokens (class, registers) ride in ``memo``."""
 
-    def __init__(self, blocks: list[nn.Module], dim: int, embed: nn.Module | None = None, norm: nn.Module | None = None):
+    def __init__(self, blocks: list[nn.Module], dim: int, embed: nn.Module | None = None,
+                 norm: nn.Module | None = None):
         super().__init__(nn.Sequential(*blocks), dim)
         self.embed, self.norm = embed, norm
 

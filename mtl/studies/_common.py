@@ -1,18 +1,22 @@
 """Building blocks of the book's studies: single-task baselines, grid searches, Δm tables.
 
 A *spec* is the plain dict :func:`mtl.experiment.train_run` takes; the functions here derive
-specs from a base spec, run them (finished runs are loaded, not re-run) and tabulate results
-against the single-task baseline.
+specs from a base spec (``*_specs``), run the jobs of a stage in one sweep (:func:`run_groups`,
+:mod:`mtl.sweep`; finished runs are loaded, not re-run) and tabulate results against the
+single-task baseline. A section plans each stage, runs it, and analyses the records; only stages
+that need an earlier stage's records wait for it.
 """
 from __future__ import annotations
 
 import copy
-from typing import Iterable, Mapping, Sequence
+import pickle
+from typing import Hashable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from ..experiment import load_data, train_run
+from .. import sweep
+from ..experiment import RunSpec, load_data, train_run
 from ..metrics import delta_m, mean_se, paired_difference, relative_improvements
 from ..weighting.ls import weight_grid
 
@@ -34,7 +38,8 @@ def task_names(spec: dict) -> list[str]:
 def directions(spec: dict, primary: bool = True) -> dict[str, dict[str, bool]]:
     """task -> metric -> higher is better (primary metrics only, by default)."""
     bundle = load_data(spec["dataset"], **spec.get("dataset_kw", {}))
-    return {t: (bundle.task(t).primary_directions() if primary else dict(bundle.task(t).metrics)) for t in task_names(spec)}
+    return {t: (bundle.task(t).primary_directions() if primary else dict(bundle.task(t).metrics))
+            for t in task_names(spec)}
 
 
 def last_val(record: dict) -> Metrics:
@@ -42,15 +47,46 @@ def last_val(record: dict) -> Metrics:
     return record["history"][-1]["val"]
 
 
-def run_stl(out_dir, base: dict, seeds: Sequence[int], progress=None) -> dict[str, list[dict]]:
-    """One single-task run per task and seed (uniform weighting of the one task): task -> records."""
-    out = {}
-    for t in task_names(base):
-        out[t] = [train_run(out_dir, derive(base, name=f"stl-{t}-s{s}", tasks=[t], weighting="ew",
-                                            weighting_kw={}, train={"seed": s})) for s in seeds]
-        if progress:
-            progress(f"STL {t}")
+K = TypeVar("K", bound=Hashable)
+
+
+def train_jobs(out_dir, specs: Iterable[dict]) -> list[sweep.Job]:
+    """The :func:`mtl.sweep.train` job of every spec."""
+    return [sweep.train(out_dir, s) for s in specs]
+
+
+def _identity(job: sweep.Job):
+    """What makes two jobs the same run: a training job's run id, else its function and arguments."""
+    if job.fn is train_run:
+        return ("train", job.out_dir, RunSpec.from_dict(job.args[0]).run_id())
+    return (job.fn.__module__, job.fn.__qualname__, job.out_dir, pickle.dumps((job.args, dict(job.kwargs))))
+
+
+def run_groups(groups: Mapping[K, Sequence[sweep.Job]], executor=None) -> dict[K, list[dict]]:
+    """One stage: every job of ``groups`` (key -> jobs) in one :func:`mtl.sweep.run`, the records
+    regrouped by key in the jobs' order. A run that occurs twice in the stage (e.g. an end point
+    that is also a baseline) is run once, so two workers never wait on the same run."""
+    flat = [j for jobs in groups.values() for j in jobs]
+    ids = [_identity(j) for j in flat]
+    first = {}                                    # identity -> index of its first job
+    for n, i in enumerate(ids):
+        first.setdefault(i, n)
+    records = dict(zip(first, sweep.run([flat[n] for n in first.values()], executor)))
+    seen, recs = set(), []
+    for i in ids:                                 # a repeated run gets its own copy of the record
+        recs.append(copy.deepcopy(records[i]) if i in seen else records[i])
+        seen.add(i)
+    out, k = {}, 0
+    for key, jobs in groups.items():
+        out[key] = recs[k:k + len(jobs)]
+        k += len(jobs)
     return out
+
+
+def stl_specs(base: dict, seeds: Sequence[int]) -> dict[str, list[dict]]:
+    """One single-task spec per task and seed (uniform weighting of the one task): task -> specs."""
+    return {t: [derive(base, name=f"stl-{t}-s{s}", tasks=[t], weighting="ew", weighting_kw={}, train={"seed": s})
+                for s in seeds] for t in task_names(base)}
 
 
 def stl_base(stl: Mapping[str, list[dict]], split: str = "test") -> Metrics:
@@ -62,24 +98,31 @@ def stl_base(stl: Mapping[str, list[dict]], split: str = "test") -> Metrics:
     return base
 
 
-def run_seeds(out_dir, spec: dict, seeds: Sequence[int], name: str) -> list[dict]:
-    return [train_run(out_dir, derive(spec, name=f"{name}-s{s}", train={"seed": s})) for s in seeds]
+def seed_specs(spec: dict, seeds: Sequence[int], name: str) -> list[dict]:
+    """``spec`` at every seed, named ``<name>-s<seed>``."""
+    return [derive(spec, name=f"{name}-s{s}", train={"seed": s}) for s in seeds]
 
 
-def grid_search(out_dir, base: dict, grid: Mapping[str, Sequence[float]], stl_val: Metrics,
-                seed: int = 0) -> pd.DataFrame:
-    """Train fixed loss weights over the Cartesian ``grid`` (task -> candidates) at one seed and score
-    each on validation Δm against the single-task validation baseline; sorted best first."""
+def ls_spec(base: dict, weights: Sequence[float], seed: int) -> dict:
+    """Fixed loss weights (``ls``) at ``seed``, named by the weights: the grid's runs and the chosen weights' runs."""
+    return derive(base, name=f"ls-{'_'.join(f'{x:g}' for x in weights)}-s{seed}", weighting="ls",
+                  weighting_kw={"weights": list(weights)}, train={"seed": seed})
+
+
+def grid_points(base: dict, grid: Mapping[str, Sequence[float]]) -> list[tuple]:
+    """The Cartesian ``grid`` (task -> candidates) in the order of the spec's tasks."""
     tasks = task_names(base)
     missing = [t for t in tasks if t not in grid]
     if missing:
         raise ValueError(f"grid has no candidates for tasks {missing}; it has {sorted(grid)}")
+    return list(weight_grid([grid[t] for t in tasks]))
+
+
+def grid_table(base: dict, points: Sequence[tuple], records: Sequence[dict], stl_val: Metrics) -> pd.DataFrame:
+    """Each grid point's validation Δm against the single-task validation baseline; sorted best first."""
     dirs = directions(base)
-    rows = []
-    for w in weight_grid([grid[t] for t in tasks]):
-        rec = train_run(out_dir, derive(base, name=f"ls-{'_'.join(f'{x:g}' for x in w)}-s{seed}",
-                                        weighting="ls", weighting_kw={"weights": list(w)}, train={"seed": seed}))
-        rows.append({"weights": w, "val_delta_m": overall_delta(last_val(rec), stl_val, dirs), "run": rec["run_dir"]})
+    rows = [{"weights": w, "val_delta_m": overall_delta(last_val(rec), stl_val, dirs), "run": rec["run_dir"]}
+            for w, rec in zip(points, records)]
     return pd.DataFrame(rows).sort_values("val_delta_m", ascending=False, ignore_index=True)
 
 

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from . import _common as study
+from .. import sweep
 from .. import weighting as W
 from ..curves import ExtraStep, curve_model
-from ..experiment import RunSpec, load_model, save_state, train_run
+from ..experiment import RunSpec, load_model, save_state
 from ..fronts import evaluate_grid
 from ..runs import run_id, run_or_load
 from ..train import TrainConfig, fit, seed_everything
@@ -37,15 +38,15 @@ def load_network(spec: dict, rec: dict):
     return load_model(rec["run_dir"]).train()
 
 
-def endpoint_runs(out_dir, spec: dict, seed: int, weighting_kw: Sequence[dict] | None = None, tag: str = "") -> list[dict]:
-    """EXTRA-L stage 1 (seed 000 §5): two networks trained with ``spec``'s weighting at seeds
-    ``seed`` and ``seed + 1000`` (``weighting_kw``: one dict per end point, e.g. LS weights favouring
-    E1 or E2), recorded with their weights; shared by every curve with the same arguments."""
+def endpoint_specs(spec: dict, seed: int, weighting_kw: Sequence[dict] | None = None, tag: str = "") -> list[dict]:
+    """EXTRA-L stage 1 (seed 000 §5): the specs of two networks trained with ``spec``'s weighting at
+    seeds ``seed`` and ``seed + 1000`` (``weighting_kw``: one dict per end point, e.g. LS weights
+    favouring E1 or E2), recorded with their weights; shared by every curve with the same arguments."""
     kws = list(weighting_kw) if weighting_kw is not None else [spec.get("weighting_kw", {})] * 2
     if len(kws) != 2:
         raise ValueError(f"weighting_kw needs one dict per end point (2), got {len(kws)}")
-    return [train_run(out_dir, study.derive(spec, name=f"end{k}{tag}-s{seed}", save_model=True, weighting_kw=kw,
-                                            train={"seed": seed + ENDPOINT_OFFSET * k}))
+    return [study.derive(spec, name=f"end{k}{tag}-s{seed}", save_model=True, weighting_kw=kw,
+                         train={"seed": seed + ENDPOINT_OFFSET * k})
             for k, kw in enumerate(kws)]
 
 
@@ -58,6 +59,7 @@ def curve_run(out_dir, spec: dict, ends: Sequence[dict], name: str, n_points: in
     Metrics: ``{"t": ts, split: {"losses": [P][T], "metrics": [P] × {task: {metric: v}}}}`` for val
     and test. ``groups`` (E1, E2[, E3]) are task indices; None is the two-task default.
     ``save_curve`` writes the curve's weights (``curve.pt``, for :func:`load_curve`); it is not part of the run id.
+    A job of its own (:func:`curve_job`): module level, its arguments plain data.
     """
     params = {"name": name, "kind": "extra-stage2", "endpoints": [Path(r["run_dir"]).name for r in ends],
               "spec": {k: spec[k] for k in ("dataset", "dataset_kw", "tasks", "architecture", "backbone",
@@ -82,6 +84,11 @@ def curve_run(out_dir, spec: dict, ends: Sequence[dict], name: str, n_points: in
         return {"metrics": out, "history": hist.epochs, "info": hist.info}
 
     return run_or_load(out_dir, params, run)
+
+
+def curve_job(out_dir, spec: dict, ends: Sequence[dict], name: str, n_points: int, stage2: dict, **kw) -> sweep.Job:
+    """The job of :func:`curve_run` (a stage-2 job: ``ends`` are finished end-point records)."""
+    return sweep.Job(curve_run, str(out_dir), (spec, list(ends), name, n_points, dict(stage2)), kw, label=name)
 
 
 def load_curve(spec: dict, ends: Sequence[dict], rec: dict):

@@ -2,7 +2,7 @@
 
 Three tasks on ``scenes``: segmentation at t = 0 (E1), normals at t = 1 (E2), depth aligned at
 t = ½ (E3), as the NYUv2 code groups them (METHODS §1.3). Stage 1 (FairGrad end points) is shared
-by every variant through :func:`mtl.studies.plugplay.endpoint_runs`; each variant is one stage-2
+by every variant through :func:`mtl.studies.plugplay.endpoint_specs`; each variant is one stage-2
 run. Metrics at t = ½ after BatchNorm recalibration; Δm% is EXTRA's Eq. 8, **drop convention,
 lower is better**, over every metric against the single-task runs. Claim C10.
 """
@@ -90,20 +90,30 @@ def variant_stage2(stage2: dict, variant: str) -> tuple[dict, type]:
     raise ValueError(f"unknown ablation variant {variant!r}; valid: {VARIANTS}")
 
 
-def ablation(out_dir, cfg: dict, progress=None) -> dict:
-    """Single-task runs, the FairGrad baseline and the four EXTRA-F variants at every seed."""
+def ablation(out_dir, cfg: dict, progress=None, executor=None) -> dict:
+    """Single-task runs, the FairGrad baseline and the four EXTRA-F variants at every seed.
+
+    Stage 1: single-task runs and the FairGrad end points (the first is the FairGrad baseline);
+    stage 2: the four variants' curves."""
     spec, seeds = PP.base_spec(cfg), list(cfg["seeds"])
     if len(spec["tasks"]) != 3:
         raise ValueError(f"the ablation is a three-task setting (E1, E2, E3), got tasks={spec['tasks']}")
     groups = cfg["stage2"].get("step", {}).get("groups") or default_groups(spec["tasks"])
-    singles = PP.stl(out_dir, spec, seeds)
-    methods = {"Single-task": [{"metrics": {t: singles[t][i]["metrics"][t] for t in singles}} for i in range(len(seeds))],
-               "FairGrad": [PP.endpoint_runs(out_dir, spec, "fairgrad", s)[0] for s in seeds]}
-    for k, v in enumerate(VARIANTS):
-        st2, rule = variant_stage2(cfg["stage2"], v)
-        methods[v] = [PP.extra_run(out_dir, spec, "fairgrad", s, st2, tag=f"v{k}", step_cls=rule) for s in seeds]
-        if progress:
-            progress(v)
+    variants = {v: variant_stage2(cfg["stage2"], v) for v in VARIANTS}
+    stl_sp = PP.stl_specs(spec, seeds)
+    plan = {("stl", t): study.train_jobs(out_dir, sp) for t, sp in stl_sp.items()}
+    plan["FairGrad"] = study.train_jobs(out_dir, [PP.endpoint_specs(spec, "fairgrad", s)[0] for s in seeds])
+    for v, (st2, _) in variants.items():
+        plan["ends", v] = PP.extra_endpoints(out_dir, spec, "fairgrad", seeds, st2)
+    recs = study.run_groups(plan, executor)
+    if progress:
+        progress("stage 1: single-task runs and FairGrad end points")
+    recs2 = study.run_groups({v: [PP.extra_job(out_dir, spec, "fairgrad", s, st2, tag=f"v{k}", step_cls=rule)
+                                  for s in seeds] for k, (v, (st2, rule)) in enumerate(variants.items())}, executor)
+    if progress:
+        progress("stage 2: " + ", ".join(VARIANTS))
+    singles = {t: recs["stl", t] for t in stl_sp}
+    methods = {"Single-task": PP.single_task_row(singles, seeds), "FairGrad": recs["FairGrad"], **recs2}
     return {"spec": spec, "seeds": seeds, "groups": groups, "stl": singles, "base": study.stl_base(singles),
             "dirs": study.directions(spec, primary=False), "methods": methods}
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, profiles
+from .. import claims, profiles, sweep
 from . import _common as study
 from .. import weighting as W
 from ..experiment import load_data
@@ -191,16 +191,22 @@ def _method_spec(base: dict, arch: str, cfg: dict, method: dict) -> dict:
                         weighting=method["weighting"], weighting_kw=method.get("weighting_kw", {}))
 
 
-def _try_seeds(out_dir, spec: dict, seeds, name: str) -> list[dict] | str:
-    """The runs of ``spec`` at every seed, or the error message if the cell cannot train (reported, as seed 002 reports OOM)."""
+def train_or_error(out_dir, spec: dict) -> dict:
+    """The record of one cell's run, or ``{"error": message}`` if it cannot train (reported, as seed 002
+    reports OOM). A job function: the run is trained (or loaded) in the worker that runs the job."""
     try:
-        return study.run_seeds(out_dir, spec, seeds, name)
+        return sweep.train(out_dir, spec)()
     except Exception as e:  # noqa: BLE001 - a failing cell is a result of the grid, shown in the table
-        return f"{type(e).__name__}: {e}"
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
-def run_grid(out_dir, cfg: dict, progress=None) -> dict:
-    """Every architecture's single-task variant (per task, per seed) and every (architecture, method) cell.
+def _cell(recs: list[dict]) -> list[dict] | str:
+    """A cell's records, or the error of its first failed seed."""
+    return next((r["error"] for r in recs if "error" in r), recs)
+
+
+def run_grid(out_dir, cfg: dict, progress=None, executor=None) -> dict:
+    """Every architecture's single-task variant (per task, per seed) and every (architecture, method) cell (one stage).
 
     ``cfg``: ``spec`` (base run spec), ``seeds``, ``architectures``, ``methods`` (label -> {weighting,
     weighting_kw}), optional ``architecture_kw`` (arch -> kwargs). Failed cells hold their error text.
@@ -210,17 +216,24 @@ def run_grid(out_dir, cfg: dict, progress=None) -> dict:
     bad = sorted(set(archs) - set(ARCHITECTURES))
     if bad:
         raise ValueError(f"unknown architectures {bad}; valid: {list(ARCHITECTURES)}")
-    stl, mtl = {}, {}
+    tasks, plan = study.task_names(base), {}
     for a in archs:
         a_spec = study.derive(base, architecture=a, architecture_kw=cfg.get("architecture_kw", {}).get(a, {}))
-        stl[a] = {t: study.run_seeds(out_dir, study.derive(a_spec, tasks=[t], weighting="ew", weighting_kw={}),
-                                     seeds, f"{a}-stl-{t}") for t in study.task_names(base)}
-        mtl[a] = {m: _try_seeds(out_dir, _method_spec(base, a, cfg, spec), seeds, f"{a}-{m}") for m, spec in methods.items()}
-        if progress:
-            progress(a)
+        plan.update({("stl", a, t): study.train_jobs(out_dir, study.seed_specs(
+                         study.derive(a_spec, tasks=[t], weighting="ew", weighting_kw={}), seeds, f"{a}-stl-{t}"))
+                     for t in tasks})
+        plan.update({("mtl", a, m): [sweep.Job(train_or_error, str(out_dir), (s,), label=s["name"]) for s in
+                                     study.seed_specs(_method_spec(base, a, cfg, spec), seeds, f"{a}-{m}")]
+                     for m, spec in methods.items()})
+    recs = study.run_groups(plan, executor)
+    stl = {a: {t: recs["stl", a, t] for t in tasks} for a in archs}
+    mtl = {a: {m: _cell(recs["mtl", a, m]) for m in methods} for a in archs}
+    if progress:
+        progress(", ".join(archs))
     dirs = study.directions(base)
     return {"stl": stl, "mtl": mtl, "dirs": dirs, "seeds": seeds, "archs": archs, "methods": list(methods),
-            "vanilla": study.stl_base(stl["hps" if "hps" in stl else archs[0]]), "own": {a: study.stl_base(stl[a]) for a in archs}}
+            "vanilla": study.stl_base(stl["hps" if "hps" in stl else archs[0]]),
+            "own": {a: study.stl_base(stl[a]) for a in archs}}
 
 
 def cell_deltas(result: dict, arch: str, method: str, reference: str = "own") -> list[float]:
@@ -239,7 +252,8 @@ def delta_table(result: dict, reference: str = "own", stat: str = "mean") -> pd.
         d = cell_deltas(result, a, m, reference)
         if not d:
             return np.nan
-        return float(np.mean(d)) if stat == "mean" else float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan
+        return (float(np.mean(d)) if stat == "mean"
+                else float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan)
     return pd.DataFrame({a: {m: one(a, m) for m in result["methods"]} for a in result["archs"]})
 
 
@@ -256,12 +270,12 @@ def arch_vs_stl(result: dict, method: str = "ew") -> pd.DataFrame:
         for i, s in enumerate(result["seeds"]):
             for t in dirs:
                 own = study.per_task_improvement(result["stl"][a][t][i]["metrics"], van, {t: dirs[t]})[t]
-                rows.append({"architecture": a, "task": t, "seed": s, "model": f"{a} single-task", "kind": "single-task",
-                             "improvement %": own})
+                rows.append({"architecture": a, "task": t, "seed": s, "model": f"{a} single-task",
+                             "kind": "single-task", "improvement %": own})
                 if not isinstance(mtl, str):
                     v = study.per_task_improvement(mtl[i]["metrics"], van, {t: dirs[t]})[t]
-                    rows.append({"architecture": a, "task": t, "seed": s, "model": f"{a} {method}", "kind": "multi-task",
-                                 "improvement %": v})
+                    rows.append({"architecture": a, "task": t, "seed": s, "model": f"{a} {method}",
+                                 "kind": "multi-task", "improvement %": v})
     return pd.DataFrame(rows)
 
 
@@ -271,7 +285,8 @@ COST_COLUMNS = ("architecture", "method", "params", "step_ms", "peak_mb", "oom",
 def cell_costs(out_dir, cfg: dict) -> pd.DataFrame:
     """Parameters, median step time and peak memory of one training step per (architecture, method)
     (:func:`mtl.memory.step_cost`); cached in ``out_dir/costs-<hash>.json``. A cell over
-    ``cost.memory_limit_mb`` or out of CUDA memory is ``oom``; a cell that fails otherwise keeps its error."""
+    ``cost.memory_limit_mb`` or out of CUDA memory is ``oom``; a cell that fails otherwise keeps its error.
+    Timings and memory peaks: measured in this process, one cell after another, never in a sweep."""
     cost = cfg.get("cost", {})
     key = {"spec": cfg["spec"], "archs": cfg["architectures"], "methods": cfg["methods"],
            "architecture_kw": cfg.get("architecture_kw", {}), "cost": cost}

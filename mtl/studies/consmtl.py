@@ -19,11 +19,12 @@ import torch
 from .. import profiles
 from .. import weighting as W
 from ..claims import combine, verdict
-from ..experiment import RunSpec, load_data, train_run
+from ..experiment import RunSpec, load_data
 from ..metrics import mean_se, paired_difference
 from ..runs import run_or_load
 from ..train import PlainStep, StepInfo, batches, resolve_device, seed_everything
-from ._common import derive, directions, overall_delta, run_stl, stl_base, summary_table, task_names
+from ._common import (derive, directions, overall_delta, run_groups, stl_base, stl_specs, summary_table, task_names,
+                      train_jobs)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ SEED003_TABLE5 = {
 # seed 003, Table 6: per-epoch time (minutes, one NVIDIA 4090), ULO only vs ConsMTL.
 SEED003_TABLE6_MINUTES = {
     "source": "seed 003, Table 6 (per-epoch time, minutes, one RTX 4090)",
-    "rows": {"ULO only": {"NYUv2": 5.7, "QM9": 4.5, "CelebA": 15.9}, "ConsMTL": {"NYUv2": 6.4, "QM9": 5.6, "CelebA": 17.8}},
+    "rows": {"ULO only": {"NYUv2": 5.7, "QM9": 4.5, "CelebA": 15.9},
+             "ConsMTL": {"NYUv2": 6.4, "QM9": 5.6, "CelebA": 17.8}},
 }
 
 
@@ -97,14 +99,15 @@ def method_spec(cfg: dict, method: str) -> dict:
     return derive(cfg["spec"], weighting=name, weighting_kw=kw)
 
 
-def train_probed(out_dir, spec: dict, probe_every: int) -> dict:
-    """:func:`mtl.experiment.train_run` with a representation probe (cosines of the δ_k) every ``probe_every`` steps."""
-    return train_run(out_dir, {**spec, "probes": [{"kind": "representation", "every": int(probe_every)}]})
+def probed_spec(spec: dict, probe_every: int) -> dict:
+    """``spec`` with a representation probe (cosines of the δ_k) every ``probe_every`` steps."""
+    return {**spec, "probes": [{"kind": "representation", "every": int(probe_every)}]}
 
 
 def step_times(out_dir, spec: dict, methods: dict[str, tuple[str, dict]], steps: int, repeats: int) -> dict:
     """Seconds per training step of each method, measured interleaved in one process (ULO, ConsMTL,
-    ULO, ... on the same batches), so machine load hits both alike; recorded like a run."""
+    ULO, ... on the same batches), so machine load hits both alike; recorded like a run.
+    A timing: measured in this process, never in a sweep (parallel runs would distort it)."""
     def run():
         run_spec = RunSpec.from_dict(spec)
         bundle, config = run_spec.build_data(), run_spec.config()
@@ -126,16 +129,22 @@ def step_times(out_dir, spec: dict, methods: dict[str, tuple[str, dict]], steps:
                     times[m].append((time.perf_counter() - t0) / steps)
         return {"metrics": {"seconds_per_step": times}, "history": [], "info": {"device": str(device)}}
 
-    params = {**spec, "timing": {"methods": {m: list(v) for m, v in methods.items()}, "steps": steps, "repeats": repeats}}
+    params = {**spec, "timing": {"methods": {m: list(v) for m, v in methods.items()},
+                                 "steps": steps, "repeats": repeats}}
     return run_or_load(out_dir, params, run)
 
 
-def run_dataset(out_dir, cfg: dict, seeds: list[int], probe_every: int, timing: dict) -> dict:
-    """STL baselines, LS / ULO / ConsMTL at every seed, and the interleaved timing, for one dataset."""
+def run_dataset(out_dir, cfg: dict, seeds: list[int], probe_every: int, timing: dict, executor=None) -> dict:
+    """STL baselines and LS / ULO / ConsMTL at every seed (one stage), then the interleaved timing, for one dataset."""
     base_spec = cfg["spec"]
-    stl = run_stl(out_dir, base_spec, cfg.get("stl_seeds", seeds))
-    methods = {m: [train_probed(out_dir, derive(method_spec(cfg, m), name=f"{m.lower()}-s{s}", train={"seed": s}),
-                                probe_every) for s in seeds] for m in METHODS}
+    stl_sp = stl_specs(base_spec, cfg.get("stl_seeds", seeds))
+    plan = {("stl", t): train_jobs(out_dir, sp) for t, sp in stl_sp.items()}
+    plan.update({m: train_jobs(out_dir, [probed_spec(derive(method_spec(cfg, m), name=f"{m.lower()}-s{s}",
+                                                            train={"seed": s}), probe_every) for s in seeds])
+                 for m in METHODS})
+    recs = run_groups(plan, executor)
+    stl, methods = {t: recs["stl", t] for t in stl_sp}, {m: recs[m] for m in METHODS}
+    # a timing: in this process, after the sweep (parallel load would distort it)
     timed = {m: (method_spec(cfg, m)["weighting"], method_spec(cfg, m)["weighting_kw"]) for m in ("ULO", "ConsMTL")}
     times = step_times(out_dir, derive(base_spec, name="timing"), timed, timing["steps"], timing["repeats"])
     n_train = len(load_data(base_spec["dataset"], **base_spec.get("dataset_kw", {})).train)
@@ -281,13 +290,15 @@ def c16_overhead(results: dict, threshold: float = 0.3, z: float = 2.0) -> dict:
     for name, r in results.items():
         ov = np.asarray(r["times"]["ConsMTL"]) / np.asarray(r["times"]["ULO"]) - 1
         mu, se = mean_se(ov)
-        parts.append("supports" if mu + z * se <= threshold else ("contradicts" if mu - z * se > threshold else "inconclusive"))
+        parts.append("supports" if mu + z * se <= threshold
+                     else ("contradicts" if mu - z * se > threshold else "inconclusive"))
         ours.append(f"{name} {100 * mu:+.1f} ± {100 * se:.1f}% ({parts[-1]})")
     paper = ", ".join(f"{k} {100 * v:+.0f}%" for k, v in paper_overhead().items())
     return verdict("C16", combine(*parts), paper=f"per-epoch time, ConsMTL vs ULO: {paper} (Table 6, RTX 4090)",
                    ours="overhead per step, interleaved in one process: " + "; ".join(ours),
-                   evidence=(f"'little' read as ≤ {100 * threshold:.0f}% (the paper's largest is +24%); a dataset supports "
-                             f"when mean + {z:g} SE ≤ that, contradicts when mean − {z:g} SE > it; SE over repeats"))
+                   evidence=(f"'little' read as ≤ {100 * threshold:.0f}% (the paper's largest is +24%); "
+                             f"a dataset supports when mean + {z:g} SE ≤ that, contradicts when mean − {z:g} SE > it; "
+                             "SE over repeats"))
 
 
 def c17_agreement(results: dict, z: float = 2.0, min_effect: float = 0.02) -> dict:
@@ -306,8 +317,9 @@ def c17_agreement(results: dict, z: float = 2.0, min_effect: float = 0.02) -> di
                     f" (last epoch, ConsMTL − ULO {d_late:+.4f} ± {se_late:.4f})")
     return verdict("C17", combine(*parts), paper="lower level markedly raises the cosine similarity of the tasks' "
                    "representation gradients early in training (Fig. 5, QM9)", ours="; ".join(ours),
-                   evidence=(f"per dataset, paired over {len(next(iter(results.values()))['seeds'])} seeds, ConsMTL vs ULO "
-                             f"must differ by > {z:g} SE, and a rise < {min_effect:g} counts as negligible; parts: {parts}"))
+                   evidence=(f"per dataset, paired over {len(next(iter(results.values()))['seeds'])} seeds, "
+                             f"ConsMTL vs ULO must differ by > {z:g} SE, and a rise < {min_effect:g} counts as "
+                             f"negligible; parts: {parts}"))
 
 
 def c18_delta_m(results: dict, z: float = 2.0, min_effect: float = 0.1) -> dict:

@@ -2,7 +2,7 @@
 
 EXTRA-L on ``scenes`` with two tasks (segmentation at t = 0, depth at t = 1: CityScapes' pair)
 and 3, 4, 5 or 6 NURBS control points (end points included). The stage-1 end points of a seed are
-shared by every count (:func:`mtl.studies._extra_curves.endpoint_runs`), so counts differ only in
+shared by every count (:func:`mtl.studies._extra_curves.endpoint_specs`), so counts differ only in
 stage 2. Reported: Δm% at t = ½ against single-task learning in EXTRA's drop convention (lower
 is better), the task losses along t, the curve's length over its chord in weight space, and the
 loss landscape in the plane through θ(0), θ(1) and θ(½) with the curve projected on it (Fig. 3).
@@ -56,18 +56,20 @@ PAPER_FIG4 = {
 }
 
 
-def run_study(out_dir, cfg: dict) -> dict:
-    """STL baselines, shared end points and one curve per count and seed (every run recorded)."""
+def run_study(out_dir, cfg: dict, executor=None) -> dict:
+    """STL baselines and shared end points (stage 1), then one curve per count and seed (stage 2);
+    every run recorded."""
     spec, seeds, counts = cfg["spec"], list(cfg["seeds"]), list(cfg["counts"])
     if any(int(n) < 3 for n in counts):
         raise ValueError(f"a NURBS curve needs at least 3 control points, got counts {counts}")
-    stl = study.run_stl(out_dir, spec, seeds)
-    curves, ends = {n: [] for n in counts}, {}
-    for s in seeds:
-        ends[s] = X.endpoint_runs(out_dir, spec, s)
-        for n in counts:
-            curves[n].append(X.curve_run(out_dir, spec, ends[s], f"cp{n}-s{s}", n, {**cfg["stage2"], "seed": s},
-                                         ts=cfg["ts"], bn_batches=cfg.get("bn_batches", 4)))
+    stl_sp = study.stl_specs(spec, seeds)
+    plan = {("stl", t): study.train_jobs(out_dir, sp) for t, sp in stl_sp.items()}
+    plan.update({("ends", s): study.train_jobs(out_dir, X.endpoint_specs(spec, s)) for s in seeds})
+    recs = study.run_groups(plan, executor)
+    stl, ends = {t: recs["stl", t] for t in stl_sp}, {s: recs["ends", s] for s in seeds}
+    curves = study.run_groups({n: [X.curve_job(out_dir, spec, ends[s], f"cp{n}-s{s}", n, {**cfg["stage2"], "seed": s},
+                                               ts=cfg["ts"], bn_batches=cfg.get("bn_batches", 4)) for s in seeds]
+                               for n in counts}, executor)
     return {"spec": spec, "seeds": seeds, "counts": counts, "stl": stl, "base": study.stl_base(stl),
             "ends": ends, "curves": curves, "dirs": METRICS}
 
@@ -193,7 +195,8 @@ def c14_count(result: dict, geo: dict | None = None, z: float = 2.0) -> dict:
         f"{n}: {np.mean(r):.2f}" for n, r in geo["ratio"].items())
     return claims.verdict(
         "C14", v,
-        paper="CityScapes, EXTRA-L: 4 control points best (Δm 4.93); 3 much worse (Bézier-like); 5 and 6 no gain, irregular",
+        paper=("CityScapes, EXTRA-L: 4 control points best (Δm 4.93); 3 much worse (Bézier-like); "
+               "5 and 6 no gain, irregular"),
         ours=f"Δm% at t = ½ (drop vs single-task, lower better) per count {means}{ratios}",
         evidence=(f"paired over {len(result['seeds'])} seeds, decided at {z:g} SE: {listing}"),
         setting="scenes, segmentation + depth, EXTRA-L")

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import claims, diagnostics, profiles
+from .. import claims, diagnostics, profiles, sweep
 from ..metrics import paired_difference
 from . import _common as study
 from . import _paper as reference
-from ..experiment import load_data, load_model, train_run
+from ..experiment import load_data, load_model
 from ..paths import portable
 from ..runs import run_or_load
 from .imbalance import vanilla_imbalance
@@ -43,9 +43,11 @@ def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
 
 # seed 004, Tables II and III (NYUD-v2): the rows of the methods this section runs (mtl.studies._paper).
 SEED004_TABLE2_NYUD_R18_MTO = {"source": "seed 004, Table II, NYUD-v2, ResNet-18 (AvgNorm is not in Table II)",
-                               "columns": reference.SEED004_NYUD_COLUMNS, "rows": reference.SEED004_TABLE2_NYUD_R18_ROWS}
+                               "columns": reference.SEED004_NYUD_COLUMNS,
+                               "rows": reference.SEED004_TABLE2_NYUD_R18_ROWS}
 SEED004_TABLE3_NYUD_R50_URL = {"source": "seed 004, Table III, NYUD-v2, ResNet-50",
-                               "columns": reference.SEED004_NYUD_COLUMNS, "rows": reference.SEED004_TABLE3_NYUD_R50_ROWS}
+                               "columns": reference.SEED004_NYUD_COLUMNS,
+                               "rows": reference.SEED004_TABLE3_NYUD_R50_ROWS}
 # seed 004 §V-F(1): the methods Fig. 6 singles out as closer to STL and better than Uniform.
 PAPER_C7 = ("Grid Search, CAGrad and Nash-MTL do better than Uniform (worst Δm) and their features are closer "
             "to the single-task features (Fig. 6, L2 after an adapter, NYUD-v2 and PASCAL-Context).")
@@ -56,21 +58,27 @@ def teacher_dirs(stl: dict, i: int) -> dict[str, str]:
     return {t: portable(recs[i]["run_dir"]) for t, recs in stl.items()}
 
 
-def run_methods(out_dir, cfg: dict) -> dict:
+def run_methods(out_dir, cfg: dict, executor=None) -> dict:
     """STL (saved), uniform and grid search (:func:`mtl.studies.imbalance.vanilla_imbalance`), the
-    MTO methods of ``cfg["methods"]`` and URL over a base weighting; every spec saves its model for the diagnostic."""
+    MTO methods of ``cfg["methods"]`` (in its first stage) and URL over a base weighting (in its
+    second: URL's teachers are the single-task networks); every spec saves its model for the diagnostic."""
     spec = study.derive(cfg["spec"], save_model=True)
     seeds = list(cfg["seeds"])
-    res = vanilla_imbalance(out_dir, {"spec": spec, "seeds": seeds, "grid": cfg["grid"]})
-    for name, m in cfg["methods"].items():
-        res["methods"][name] = study.run_seeds(out_dir, study.derive(spec, weighting=m["weighting"],
-                                                                    weighting_kw=m.get("weighting_kw", {})),
-                                               seeds, name.lower().replace(" ", "_"))
+    stage1 = {name: study.train_jobs(out_dir, study.seed_specs(
+                  study.derive(spec, weighting=m["weighting"], weighting_kw=m.get("weighting_kw", {})),
+                  seeds, name.lower().replace(" ", "_")))
+              for name, m in cfg["methods"].items()}
     url = cfg["url"]
-    res["methods"]["URL"] = [
-        train_run(out_dir, study.derive(spec, name=f"url-s{s}", weighting="url", train={"seed": s},
-                                              weighting_kw={"teachers": teacher_dirs(res["stl"], i), **url}))
-        for i, s in enumerate(seeds)]
+
+    def stage2(res):
+        return {"URL": study.train_jobs(out_dir, [
+            study.derive(spec, name=f"url-s{s}", weighting="url", train={"seed": s},
+                         weighting_kw={"teachers": teacher_dirs(res["stl"], i), **url}) for i, s in enumerate(seeds)])}
+
+    res = vanilla_imbalance(out_dir, {"spec": spec, "seeds": seeds, "grid": cfg["grid"]}, executor,
+                            stage1=stage1, stage2=stage2)
+    res["methods"].update(res.pop("stage1"))
+    res["methods"].update(res.pop("stage2"))
     return res
 
 
@@ -89,19 +97,19 @@ def distance_record(out_dir, run: dict, teachers: dict[str, str], cfg: dict) -> 
     return run_or_load(Path(out_dir) / "distances", params, compute)["metrics"]
 
 
-def feature_similarity(out_dir, cfg: dict) -> dict:
-    """Run everything (:func:`run_methods`), then the distance diagnostic of every multi-task run."""
-    res = run_methods(out_dir, cfg)
+def feature_similarity(out_dir, cfg: dict, executor=None) -> dict:
+    """Run everything (:func:`run_methods`), then the distance diagnostic of every multi-task run (one stage)."""
+    res = run_methods(out_dir, cfg, executor)
+    runs = [(name, i, rec) for name, recs in res["methods"].items() if name != "Single-task"
+            for i, rec in enumerate(recs)]
+    jobs = [sweep.Job(distance_record, str(out_dir), (rec, teacher_dirs(res["stl"], i), cfg["diagnostic"]),
+                      label=f"distance-{rec['params']['name']}") for name, i, rec in runs]
     rows = []
-    for name, recs in res["methods"].items():
-        if name == "Single-task":
-            continue
-        for i, rec in enumerate(recs):
-            d = distance_record(out_dir, rec, teacher_dirs(res["stl"], i), cfg["diagnostic"])
-            imp = study.per_task_improvement(rec["metrics"], res["base"], res["dirs"])
-            rows += [{"method": name, "seed": res["seeds"][i], "task": t, "distance": v,
-                      "improvement": imp[t], "delta_m": study.overall_delta(rec["metrics"], res["base"], res["dirs"])}
-                     for t, v in d.items()]
+    for (name, i, rec), d in zip(runs, study.run_groups({"distances": jobs}, executor)["distances"]):
+        imp = study.per_task_improvement(rec["metrics"], res["base"], res["dirs"])
+        rows += [{"method": name, "seed": res["seeds"][i], "task": t, "distance": v,
+                  "improvement": imp[t], "delta_m": study.overall_delta(rec["metrics"], res["base"], res["dirs"])}
+                 for t, v in d.items()]
     res["distances"] = pd.DataFrame(rows)
     return res
 
@@ -117,10 +125,10 @@ def distance_table(distances: pd.DataFrame) -> pd.DataFrame:
     per_task = distances.pivot_table(index="method", columns="task", values="distance", aggfunc="mean", sort=False)
     per_task.columns = [f"dist {t}" for t in per_task.columns]
     runs = per_run(distances)
-    agg = runs.groupby("method", sort=False).agg(dist_mean=("distance", "mean"), delta_m=("delta_m", "mean"),
-                                                 delta_m_se=("delta_m", lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))
-                                                             if len(v) > 1 else 0.0),
-                                                 seeds=("seed", "nunique"))
+    agg = runs.groupby("method", sort=False).agg(
+        dist_mean=("distance", "mean"), delta_m=("delta_m", "mean"),
+        delta_m_se=("delta_m", lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0),
+        seeds=("seed", "nunique"))
     return per_task.join(agg)
 
 

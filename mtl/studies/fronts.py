@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .. import profiles
+from .. import profiles, sweep
+from ._common import run_groups
 from ..claims import verdict
 from ..metrics import paired_difference
 from ..curves import simplex_grid, train_extra, train_ls_sweep, train_pamal
@@ -89,7 +90,8 @@ def multimnist_fronts(n_train: int = 6000, n_val: int = 1000, n_test: int = 1000
     ekw = None if extra_endpoint_weights is None else [{"weights": list(w)} for w in extra_endpoint_weights]
     extra = train_extra(make, data, cfg, n_points=3, endpoint_kw=ekw)
     ts = np.linspace(0, 1, n_grid).tolist()
-    out = {"extra": evaluate_grid(extra.curve, data, ts, split), "extra_val": evaluate_grid(extra.curve, data, ts, "val")}
+    out = {"extra": evaluate_grid(extra.curve, data, ts, split),
+           "extra_val": evaluate_grid(extra.curve, data, ts, "val")}
     pamal, _ = train_pamal(make, data, cfg, window=4, concentration=1.0, reg=0.0)
     out["pamal"] = evaluate_grid(pamal, data, simplex_grid(2, n_grid), split)
     ws = np.linspace(0, 1, n_sweep + 2)[1:-1]
@@ -113,9 +115,10 @@ def run_seed(out: Path, P: dict, seed: int, progress: bool = False) -> dict:
     return run_or_load(Path(out) / "runs", params, fn)
 
 
-def run(out: Path, P: dict, progress: bool = False) -> dict:
-    """``{seed: metrics}`` over the profile's seeds."""
-    return {s: run_seed(out, P, s, progress)["metrics"] for s in P["seeds"]}
+def run(out: Path, P: dict, progress: bool = False, executor=None) -> dict:
+    """``{seed: metrics}`` over the profile's seeds (one stage: one :func:`run_seed` job per seed)."""
+    jobs = [sweep.Job(run_seed, str(out), (P, s), label=f"multimnist-fronts-s{s}") for s in P["seeds"]]
+    return {s: rec["metrics"] for s, rec in zip(P["seeds"], run_groups({"seeds": jobs}, executor)["seeds"])}
 
 
 def reference_point(results: dict, kind: str, ref=None) -> np.ndarray:
@@ -139,7 +142,8 @@ def hv_table(hv: pd.DataFrame) -> pd.DataFrame:
     for m in METHODS:
         v = hv[hv.method == m].sort_values("seed")["hypervolume"].to_numpy()
         mu, se = mean_se(v)
-        rows[LABELS[m]] = {"HV mean ↑": mu, "HV SE": se, **{f"seed {s}": x for s, x in zip(sorted(hv.seed.unique()), v)}}
+        rows[LABELS[m]] = {"HV mean ↑": mu, "HV SE": se,
+                           **{f"seed {s}": x for s, x in zip(sorted(hv.seed.unique()), v)}}
     return pd.DataFrame(rows).T
 
 
@@ -179,7 +183,9 @@ def f1_order_aware(corr: pd.DataFrame, z: float = 2.0) -> dict:
     ok1, ok2 = m1 - z * s1 > 0 and len(r1) > 1, m2 + z * s2 < 0 and len(r2) > 1
     bad = (m1 + z * s1 < 0 or m2 - z * s2 > 0) and len(r1) > 1
     out = "supports" if ok1 and ok2 else "contradicts" if bad else "inconclusive"
-    return verdict("F1", out, paper="EXTRA's curve is order-aware: task 1's loss rises with t, task 2's falls (seed 000 Eq. 2, R_o).",
+    return verdict("F1", out,
+                   paper=("EXTRA's curve is order-aware: task 1's loss rises with t, task 2's falls "
+                          "(seed 000 Eq. 2, R_o)."),
                    ours=f"Spearman ρ(t, L₁) = {m1:.2f} ± {s1:.2f}, ρ(t, L₂) = {m2:.2f} ± {s2:.2f}",
                    evidence=f"mean ± SE over {len(r1)} seeds of Spearman's ρ along the t grid (test losses); "
                             f"supports when ρ₁ > 0 and ρ₂ < 0 each by more than {z} SE",
@@ -192,7 +198,9 @@ def f2_hypervolume(hv: pd.DataFrame, ref: np.ndarray, kind: str, z: float = 2.0)
     p = hv[hv.method == "pamal"].sort_values("seed")["hypervolume"].to_numpy()
     sign, m, se = paired_difference(e, p, z)
     out = {"greater": "supports", "less": "contradicts"}.get(sign, "inconclusive")
-    return verdict("F2", out, paper="EXTRA's front has a hypervolume at least PaMaL's (our property; seed 000 reports no MultiMNIST front).",
+    return verdict("F2", out,
+                   paper=("EXTRA's front has a hypervolume at least PaMaL's "
+                          "(our property; seed 000 reports no MultiMNIST front)."),
                    ours=f"HV(EXTRA) − HV(PaMaL) = {m:.4g} ± {se:.2g} (paired over seeds, {kind})",
                    evidence=f"{len(e)} seeds; reference point {np.round(ref, 4).tolist()} ({kind} of task 1, task 2); "
                             f"supports when the paired difference exceeds {z} SE, contradicts when below −{z} SE",

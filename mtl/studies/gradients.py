@@ -19,7 +19,6 @@ from .. import claims, profiles
 from ..metrics import paired_difference
 from . import _common as study
 from ..diagnostics import probe_frame
-from ..experiment import train_run
 from ..runs import load_run
 from .imbalance import vanilla_imbalance
 from .mto import label
@@ -57,25 +56,28 @@ SEED004_TABLE7 = {
 }
 
 
-def run(out_dir, cfg: dict) -> dict:
+def run(out_dir, cfg: dict, executor=None) -> dict:
     """STL, uniform and grid search without probes (:func:`mtl.studies.imbalance.vanilla_imbalance`),
-    then every method of ``cfg["methods"]`` and the chosen grid weights again with ``probes`` at
-    every seed.
+    then every method of ``cfg["methods"]`` (in its first stage) and the chosen grid weights again (in
+    its second) with ``probes`` at every seed.
 
     Returns the imbalance result with ``probed`` (label -> records) and ``grid_cost_s`` (the summed
     train time of the grid's runs).
     """
-    res = vanilla_imbalance(out_dir, cfg)
-    seeds, probes = res["seeds"], dict(cfg["probes"])
+    seeds, probes = list(cfg["seeds"]), dict(cfg["probes"])
     base = study.derive(cfg["spec"], probes=probes)
-    weights = list(res["best_weights"].values())
-    probed = {"Grid Search": [train_run(out_dir, study.derive(base, name=f"probe-ls-s{s}", weighting="ls",
-                                                              weighting_kw={"weights": weights}, train={"seed": s}))
-                              for s in seeds]}
-    for name in cfg["methods"]:
-        probed[label(name)] = study.run_seeds(out_dir, study.derive(base, weighting=name, weighting_kw={}),
-                                              seeds, f"probe-{name}")
-    res["probed"] = probed
+    stage1 = {label(name): study.train_jobs(out_dir, study.seed_specs(
+                  study.derive(base, weighting=name, weighting_kw={}), seeds, f"probe-{name}"))
+              for name in cfg["methods"]}
+
+    def stage2(res):
+        weights = list(res["best_weights"].values())
+        return {"Grid Search": study.train_jobs(out_dir, [
+            study.derive(base, name=f"probe-ls-s{s}", weighting="ls", weighting_kw={"weights": weights},
+                         train={"seed": s}) for s in seeds])}
+
+    res = vanilla_imbalance(out_dir, cfg, executor, stage1=stage1, stage2=stage2)
+    res["probed"] = {**res.pop("stage2"), **res.pop("stage1")}
     res["grid_cost_s"] = float(sum(_train_time(r) for r in _grid_records(res)))
     return res
 

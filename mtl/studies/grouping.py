@@ -20,7 +20,6 @@ import pandas as pd
 
 from .. import claims, profiles
 from . import _common as study
-from ..experiment import train_run
 from ..grouping import assign_roles, cluster_tasks, task_gradients
 from ..metrics import delta_m, mean_se, paired_difference
 from . import _extra_curves as X
@@ -79,10 +78,14 @@ def ari(groups: Sequence[Sequence[int]], truth: np.ndarray) -> float:
     return float(adjusted_rand_score(truth, labels_of(groups, len(truth))))
 
 
-def warmup_gradients(out_dir, spec: dict, seed: int, epochs: int, batches: int, batch_size: int):
-    """G [T, d]: per-task gradients of a uniform-MTL network after ``epochs`` warm-up epochs (recorded run)."""
-    rec = train_run(out_dir, study.derive(spec, name=f"warmup-s{seed}", save_model=True, weighting="ew",
-                                          weighting_kw={}, train={"seed": seed, "epochs": epochs}))
+def warmup_spec(spec: dict, seed: int, epochs: int) -> dict:
+    """The uniform-MTL warm-up run whose task gradients are clustered (saves its network)."""
+    return study.derive(spec, name=f"warmup-s{seed}", save_model=True, weighting="ew", weighting_kw={},
+                        train={"seed": seed, "epochs": epochs})
+
+
+def warmup_gradients(spec: dict, rec: dict, seed: int, batches: int, batch_size: int):
+    """G [T, d]: per-task gradients of the recorded warm-up network ``rec`` (:func:`warmup_spec`)."""
     net = X.load_network(spec, rec)
     return task_gradients(net, X.bundle_of(spec), batches=batches, batch_size=batch_size, seed=seed)
 
@@ -123,27 +126,39 @@ def drop(metrics: dict, base: dict) -> float:
                    {t: True for t in keys}, convention="drop")
 
 
-def run_study(out_dir, cfg: dict) -> dict:
-    """Per seed: end points (uniform MTL), warm-up gradients, groupings, one EXTRA-L curve per strategy."""
+def run_study(out_dir, cfg: dict, executor=None) -> dict:
+    """Per seed: uniform MTL and the warm-up network (stage 1), warm-up gradients and groupings (in
+    this process), every strategy's end points (stage 2) and its EXTRA-L curve (stage 3)."""
     spec, k, seeds = cfg["spec"], int(cfg.get("k", 3)), list(cfg["seeds"])
     data = X.bundle_of(spec)
     truth = planted_labels(data)
     n_planted = len(set(truth.tolist()))
+    recs = study.run_groups({
+        "uniform": study.train_jobs(out_dir, [study.derive(spec, name=f"uniform-s{s}", weighting="ew", weighting_kw={},
+                                                           train={"seed": s}) for s in seeds]),
+        "warmup": study.train_jobs(out_dir, [warmup_spec(spec, s, cfg["warmup_epochs"]) for s in seeds])}, executor)
+    cells = []                                    # (seed, strategy, groups, roles or None)
+    for s, warm in zip(seeds, recs["warmup"]):
+        G = warmup_gradients(spec, warm, s, cfg.get("grad_batches", 4), spec["train"]["batch_size"])
+        cells += [(s, m, g, assign_roles(g, G) if m in STRATEGIES else None)
+                  for m, g in groupings(G, k, n_planted, s).items()]
+    curved = [c for c in cells if c[3] is not None]
+    ends = study.run_groups({(s, m): study.train_jobs(out_dir, X.endpoint_specs(
+                                 study.derive(spec, weighting="ls"), s,
+                                 endpoint_weights(roles, len(truth), cfg["other_weight"]), tag=f"-{m}"))
+                             for s, m, _, roles in curved}, executor)
+    curves = study.run_groups({(s, m): [X.curve_job(out_dir, spec, ends[s, m], f"{m}-s{s}", 3,
+                                                    {**cfg["stage2"], "seed": s},
+                                                    groups=roles, ts=cfg["ts"], bn_batches=cfg.get("bn_batches", 4),
+                                                    save_curve=False)]
+                               for s, m, _, roles in curved}, executor)
     rows = []
-    for s in seeds:
-        base = train_run(out_dir, study.derive(spec, name=f"uniform-s{s}", weighting="ew", weighting_kw={},
-                                               train={"seed": s}))["metrics"]
-        G = warmup_gradients(out_dir, spec, s, cfg["warmup_epochs"], cfg.get("grad_batches", 4),
-                             spec["train"]["batch_size"])
-        for method, groups in groupings(G, k, n_planted, s).items():
+    for s, base in zip(seeds, (r["metrics"] for r in recs["uniform"])):
+        for _, method, groups, roles in [c for c in cells if c[0] == s]:
             row = {"seed": s, "strategy": method, "sizes": sorted(map(len, groups), reverse=True),
                    "ari": ari(groups, truth), "groups": groups}
-            if method in STRATEGIES:
-                roles = assign_roles(groups, G)
-                ends = X.endpoint_runs(out_dir, study.derive(spec, weighting="ls"), s, endpoint_weights(roles, len(truth), cfg["other_weight"]),
-                                       tag=f"-{method}")
-                rec = X.curve_run(out_dir, spec, ends, f"{method}-s{s}", 3, {**cfg["stage2"], "seed": s},
-                                  groups=roles, ts=cfg["ts"], bn_batches=cfg.get("bn_batches", 4), save_curve=False)
+            if roles is not None:
+                rec = curves[s, method][0]
                 i = pick_t(rec)
                 test = rec["metrics"]["test"]["metrics"][i]
                 row.update(t=rec["metrics"]["t"][i], mean_acc=mean_acc(test), delta_m=drop(test, base),
@@ -177,7 +192,8 @@ def table(result: dict) -> pd.DataFrame:
         if "mean_acc" in r and r["mean_acc"].notna().all():
             row["mean acc ↑"] = float(r["mean_acc"].mean())
             row["Δm% ↓ (drop vs uniform MTL)"], row["Δm SE"] = mean_se(r["delta_m"].to_numpy(float))
-        out[LABELS.get(m, "Uniform MTL (baseline)" if m == "uniform" else f"Spectral, k = {result['n_planted']} (check)")] = row
+        out[LABELS.get(m, "Uniform MTL (baseline)" if m == "uniform"
+                       else f"Spectral, k = {result['n_planted']} (check)")] = row
     return pd.DataFrame(out).T
 
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from .. import profiles
 from ..claims import combine, verdict
 from ..metrics import paired_difference
-from ..experiment import train_run
-from ._common import (below_stl, deltas, derive, directions, grid_search, last_val, run_seeds, run_stl, stl_base,
-                      task_names)
+from ._common import (below_stl, deltas, derive, directions, grid_points, grid_table, last_val, ls_spec, run_groups,
+                      seed_specs, stl_base, stl_specs, task_names, train_jobs)
 
 
 @dataclass(frozen=True)
@@ -31,29 +31,51 @@ def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
     return profiles.setup("imbalance", Params, profile, out_dir)
 
 
-def vanilla_imbalance(out_dir, cfg: dict) -> dict:
+def vanilla_imbalance(out_dir, cfg: dict, executor=None, stage1: Mapping[str, Sequence] | None = None,
+                      stage2: Callable[[dict], Mapping[str, Sequence]] | None = None) -> dict:
     """Seed 004 §V-A on one dataset: single-task vs uniform vs grid-searched loss weights.
 
     ``cfg`` has ``spec`` (the base run spec), ``seeds`` and ``grid`` (task -> candidate weights).
     The grid is searched once, at the first seed, on validation Δm against the single-task
     validation baseline; the best weights are then trained at every seed (the first-seed run is
     the grid's own run, loaded, not repeated). Test Δm is against the mean single-task test result.
+
+    Two stages (:func:`mtl.studies._common.run_groups` on ``executor``): 1. single-task runs, the
+    grid at the first seed and uniform weights at every seed; 2. the chosen weights at every seed.
+    Sections that build on this one add their jobs to a stage rather than run a stage of their own:
+    ``stage1`` (key -> jobs, independent of this section's records) and ``stage2`` (the stage-1
+    result -> key -> jobs); their records come back as ``result["stage1"]`` / ``result["stage2"]``.
     """
     base_spec, seeds = cfg["spec"], list(cfg["seeds"])
-    stl = run_stl(out_dir, base_spec, seeds)
+    stl_sp, points = stl_specs(base_spec, seeds), grid_points(base_spec, cfg["grid"])
+    plan = {("stl", t): train_jobs(out_dir, sp) for t, sp in stl_sp.items()}
+    plan["grid"] = train_jobs(out_dir, [ls_spec(base_spec, w, seeds[0]) for w in points])
+    plan["uniform"] = train_jobs(out_dir, seed_specs(derive(base_spec, weighting="ew", weighting_kw={}), seeds,
+                                                     "uniform"))
+    plan.update({("stage1", k): jobs for k, jobs in (stage1 or {}).items()})
+    recs = run_groups(plan, executor)
+    stl = {t: recs["stl", t] for t in stl_sp}
     dirs = directions(base_spec)
-    stl_val_first = {t: last_val(recs[0])[t] for t, recs in stl.items()}
-    grid = grid_search(out_dir, base_spec, cfg["grid"], stl_val_first, seed=seeds[0])
+    stl_val_first = {t: last_val(r[0])[t] for t, r in stl.items()}
+    grid = grid_table(base_spec, points, recs["grid"], stl_val_first)
     best = list(grid.loc[0, "weights"])
-    methods = {
+    res = {"stl": stl, "base": stl_base(stl), "dirs": dirs, "all_dirs": directions(base_spec, primary=False),
+           "grid": grid, "best_weights": dict(zip(task_names(base_spec), best)), "seeds": seeds}
+    if stage1 is not None:
+        res["stage1"] = {k: recs["stage1", k] for k in stage1}
+    plan = {"grid": train_jobs(out_dir, [ls_spec(base_spec, best, s) for s in seeds])}
+    later = dict(stage2(res)) if stage2 is not None else {}
+    plan.update({("stage2", k): jobs for k, jobs in later.items()})
+    recs2 = run_groups(plan, executor)
+    res["methods"] = {
         "Single-task": [{"metrics": {t: stl[t][i]["metrics"][t] for t in stl}} for i in range(len(seeds))],
-        "Uniform": run_seeds(out_dir, derive(base_spec, weighting="ew", weighting_kw={}), seeds, "uniform"),
-        "Grid Search": [train_run(out_dir, derive(base_spec, name=f"ls-{'_'.join(f'{x:g}' for x in best)}-s{s}",
-                                                  weighting="ls", weighting_kw={"weights": best}, train={"seed": s}))
-                        for s in seeds],
+        "Uniform": recs["uniform"],
+        "Grid Search": recs2["grid"],
     }
-    return {"stl": stl, "base": stl_base(stl), "dirs": dirs, "all_dirs": directions(base_spec, primary=False),
-            "grid": grid, "best_weights": dict(zip(task_names(base_spec), best)), "methods": methods, "seeds": seeds}
+    if stage2 is not None:
+        res["stage2"] = {k: recs2["stage2", k] for k in later}
+    return {k: res[k] for k in ("stl", "base", "dirs", "all_dirs", "grid", "best_weights", "methods", "seeds",
+                                "stage1", "stage2") if k in res}
 
 
 def c1_vanilla_imbalance(result: dict, setting: str, z: float = 2.0) -> dict:
@@ -66,7 +88,8 @@ def c1_vanilla_imbalance(result: dict, setting: str, z: float = 2.0) -> dict:
     base, dirs, m = result["base"], result["dirs"], result["methods"]
     below = below_stl(m["Uniform"], result["stl"], dirs, z)
     lows = [t for t, (s, *_) in below.items() if s == "less"]
-    part1 = "supports" if lows else ("contradicts" if all(s == "greater" for s, *_ in below.values()) else "inconclusive")
+    part1 = "supports" if lows else ("contradicts" if all(s == "greater" for s, *_ in below.values())
+                                     else "inconclusive")
     gd, ud = deltas(m["Grid Search"], base, dirs), deltas(m["Uniform"], base, dirs)
     side, diff, se = paired_difference(gd, ud, z)
     part2 = {"greater": "supports", "less": "contradicts", "undecided": "inconclusive"}[side]

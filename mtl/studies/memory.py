@@ -90,7 +90,8 @@ def peak_bytes(build, rule, data, batch, steps: int, device) -> int:
 
 
 def measure_one(out: Path, setting: dict, n_tasks: int, method: str, P: dict) -> dict:
-    """One recorded measurement (loaded from ``out/measurements`` when already done)."""
+    """One recorded measurement (loaded from ``out/measurements`` when already done).
+    A memory peak: measured in this process, one after another, never in a sweep (parallel load would distort it)."""
     out, device = Path(out), resolve_device(P.get("device", "auto"))
     params = {"name": f"{setting['dataset']}-T{n_tasks}-{method}", "setting": setting, "n_tasks": n_tasks,
               "method": method, "steps": P["steps"], "batch_size": P["batch_size"], "window": P["window"],
@@ -148,7 +149,8 @@ def bars(out: Path, P: dict, scale: pd.DataFrame) -> pd.DataFrame:
         for method in METHODS:
             if method == "PaMaL" and T > P["pamal_max_tasks"]:
                 if st["setting"] != P["scaling"]["setting"]:
-                    raise ValueError(f"setting {name}: PaMaL above pamal_max_tasks is only estimated on the scaling family")
+                    raise ValueError(f"setting {name}: PaMaL above pamal_max_tasks is only estimated "
+                                     "on the scaling family")
                 r = scale[(scale.method == method) & (scale["T"] == T)].iloc[0]
                 rows.append((name, T, method, float(r["peak MiB"]), bool(r["estimated"])))
                 continue
@@ -158,7 +160,8 @@ def bars(out: Path, P: dict, scale: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(out: Path, P: dict) -> dict:
-    """All measurements of the section: ``{"scaling": frame, "bars": frame}``."""
+    """All measurements of the section: ``{"scaling": frame, "bars": frame}``; serial and in process
+    (memory peaks: a sweep's parallel load would distort them)."""
     out = Path(out)
     scale = scaling(out, P)
     return {"scaling": scale, "bars": bars(out, P, scale)}
@@ -166,7 +169,8 @@ def run(out: Path, P: dict) -> dict:
 
 def table(frame: pd.DataFrame, index: str) -> pd.DataFrame:
     """Methods as columns, MiB as text with "(est.)" on estimates."""
-    f = frame.assign(cell=[f"{v:.2f}" + (" (est.)" if e else "") for v, e in zip(frame["peak MiB"], frame["estimated"])])
+    f = frame.assign(cell=[f"{v:.2f}" + (" (est.)" if e else "")
+                           for v, e in zip(frame["peak MiB"], frame["estimated"])])
     return f.pivot(index=index, columns="method", values="cell")[list(METHODS)]
 
 
@@ -192,7 +196,8 @@ def c12_memory(scale: pd.DataFrame, flat_ratio: float = 1.2) -> dict:
           + f" (flat means ≤ {flat_ratio}×); PaMaL at T={hi} is {v[('PaMaL', hi)] / v[('EXTRA-2', hi)]:.1f}× EXTRA-2"
           + (" (PaMaL at that T is a linear-fit estimate)" if est else "")
           + "; a measurement, not a trained quantity, so no seed spread applies (repeats give identical bytes)")
-    return verdict("C12", out, paper="EXTRA's training memory stays flat in the number of tasks; PaMaL's grows until it runs out.",
+    return verdict("C12", out,
+                   paper="EXTRA's training memory stays flat in the number of tasks; PaMaL's grows until it runs out.",
                    ours=f"EXTRA-2 {ratio['EXTRA-2']:.2f}×, PaMaL {ratio['PaMaL']:.1f}× from T={lo} to T={hi}",
                    evidence=ev, setting=f"attributes40 first T tasks, T = {lo}…{hi}")
 

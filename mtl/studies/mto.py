@@ -42,17 +42,16 @@ def label(name: str) -> str:
     return W.label(name)
 
 
-def run_dataset(out_dir, cfg: dict) -> dict:
+def run_dataset(out_dir, cfg: dict, executor=None) -> dict:
     """STL, uniform and grid search (:func:`mtl.studies.imbalance.vanilla_imbalance`), then every
     method in ``cfg["methods"]`` (registry names; hyper-parameters from ``cfg.get("method_kw", {})``)
-    at every seed."""
-    res = vanilla_imbalance(out_dir, cfg)
+    at every seed; the methods run in the single-task stage (they do not depend on the grid)."""
     kw = cfg.get("method_kw", {})
-    for name in cfg["methods"]:
-        if name in ("ew", "ls"):
-            continue  # uniform and the grid are already there
-        spec = study.derive(cfg["spec"], weighting=name, weighting_kw=kw.get(name, {}))
-        res["methods"][label(name)] = study.run_seeds(out_dir, spec, res["seeds"], name)
+    stage1 = {label(name): study.train_jobs(out_dir, study.seed_specs(
+                  study.derive(cfg["spec"], weighting=name, weighting_kw=kw.get(name, {})), cfg["seeds"], name))
+              for name in cfg["methods"] if name not in ("ew", "ls")}  # uniform and the grid are already there
+    res = vanilla_imbalance(out_dir, cfg, executor, stage1=stage1)
+    res["methods"].update(res.pop("stage1"))
     return res
 
 

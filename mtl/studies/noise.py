@@ -21,7 +21,7 @@ import pandas as pd
 from .. import claims, profiles
 from . import _common as study
 from ..data.corruptions import corrupt
-from ..experiment import load_data, train_run
+from ..experiment import load_data
 from ..metrics import mean_se, paired_difference
 
 
@@ -87,13 +87,13 @@ def condition_spec(base: dict, condition: str, corruption: Mapping, seed: int, t
     return study.derive(base, **changes)
 
 
-def run_condition(out_dir, base: dict, condition: str, corruption: Mapping, seeds: Sequence[int]) -> dict:
-    """STL runs (one per task and seed) and uniform MTL runs (one per seed) at one condition."""
-    tasks = study.task_names(base)
-    stl = {t: [train_run(out_dir, condition_spec(base, condition, corruption, s, [t])) for s in seeds] for t in tasks}
-    mtl = [train_run(out_dir, condition_spec(base, condition, corruption, s)) for s in seeds]
-    return {"stl": stl, "mtl": mtl, "kind": kind(corruption), "corruption": dict(corruption),
-            "fraction": train_fraction(base, corruption, seeds[0])}
+def condition_jobs(out_dir, base: dict, condition: str, corruption: Mapping, seeds: Sequence[int]) -> dict:
+    """The jobs of one condition: STL runs (one per task and seed) and uniform MTL runs (one per seed),
+    keyed ``("stl", task)`` and ``"mtl"``."""
+    jobs = {("stl", t): study.train_jobs(out_dir, [condition_spec(base, condition, corruption, s, [t]) for s in seeds])
+            for t in study.task_names(base)}
+    jobs["mtl"] = study.train_jobs(out_dir, [condition_spec(base, condition, corruption, s) for s in seeds])
+    return jobs
 
 
 def train_fraction(base: dict, corruption: Mapping, seed: int = 0) -> float:
@@ -102,14 +102,20 @@ def train_fraction(base: dict, corruption: Mapping, seed: int = 0) -> float:
     return len(corrupt(full, **{**corruption, "seed": seed}).train) / len(full.train)
 
 
-def run_study(out_dir, cfg: dict) -> dict:
-    """Every condition of ``cfg`` (``spec``, ``seeds``, ``conditions``: name -> corruption kwargs);
-    the first condition must be ``clean`` (it gives the baseline)."""
+def run_study(out_dir, cfg: dict, executor=None) -> dict:
+    """Every condition of ``cfg`` (``spec``, ``seeds``, ``conditions``: name -> corruption kwargs), all in
+    one stage; the first condition must be ``clean`` (it gives the baseline)."""
     conds = cfg["conditions"]
     if not conds or kind(next(iter(conds.values()))) != "clean":
         raise ValueError(f"the first condition must be clean (an empty corruption), got {list(conds)}")
     seeds = list(cfg["seeds"])
-    res = {name: run_condition(out_dir, cfg["spec"], name, c or {}, seeds) for name, c in conds.items()}
+    tasks = study.task_names(cfg["spec"])
+    recs = study.run_groups({(name, *k) if isinstance(k, tuple) else (name, k): jobs for name, c in conds.items()
+                             for k, jobs in condition_jobs(out_dir, cfg["spec"], name, c or {}, seeds).items()},
+                            executor)
+    res = {name: {"stl": {t: recs[name, "stl", t] for t in tasks}, "mtl": recs[name, "mtl"], "kind": kind(c or {}),
+                  "corruption": dict(c or {}), "fraction": train_fraction(cfg["spec"], c or {}, seeds[0])}
+           for name, c in conds.items()}
     clean = next(iter(res))
     return {"conditions": res, "base": study.stl_base(res[clean]["stl"]), "dirs": study.directions(cfg["spec"]),
             "seeds": seeds, "clean": clean}

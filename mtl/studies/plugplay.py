@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import claims, profiles
+from .. import claims, profiles, sweep
 from . import _common as study
 from ..curves import ExtraStep, curve_model, default_control_points, recalibrate_bn
-from ..experiment import RunSpec, load_model, train_run
+from ..experiment import RunSpec, load_model
 from ..fronts import evaluate_at
 from ..metrics import mean_se, paired_difference
 from ..runs import run_or_load
@@ -81,17 +81,22 @@ def base_spec(cfg: dict) -> dict:
     return spec
 
 
-def endpoint_runs(out_dir, spec: dict, base: str, seed: int, base_kw: dict | None = None) -> list[dict]:
-    """Stage 1 of EXTRA-``base`` at ``seed``: two recorded runs with saved state dicts (seeds s, s + 1000).
+def endpoint_specs(spec: dict, base: str, seed: int, base_kw: dict | None = None) -> list[dict]:
+    """Stage 1 of EXTRA-``base`` at ``seed``: two run specs that save their state dicts (seeds s, s + 1000).
 
     The first is also the baseline ``base`` at seed s.
     """
     if base not in BASES:
         raise ValueError(f"unknown base weighting {base!r}; valid: {sorted(BASES)}")
-    return [train_run(out_dir, study.derive(spec, name=f"{base}-s{seed + 1000 * k}", weighting=base,
-                                            weighting_kw=dict(base_kw or {}), train={"seed": seed + 1000 * k},
-                                            save_model=True))
+    return [study.derive(spec, name=f"{base}-s{seed + 1000 * k}", weighting=base, weighting_kw=dict(base_kw or {}),
+                         train={"seed": seed + 1000 * k}, save_model=True)
             for k in range(2)]
+
+
+def endpoint_runs(out_dir, spec: dict, base: str, seed: int, base_kw: dict | None = None, executor=None) -> list[dict]:
+    """The two recorded end-point runs of :func:`endpoint_specs` (one sweep)."""
+    return study.run_groups({"ends": study.train_jobs(out_dir, endpoint_specs(spec, base, seed, base_kw))},
+                            executor)["ends"]
 
 
 def extra_run(out_dir, spec: dict, base: str, seed: int, stage2: dict, tag: str = "full",
@@ -101,9 +106,11 @@ def extra_run(out_dir, spec: dict, base: str, seed: int, stage2: dict, tag: str 
     ``stage2`` holds ``step`` (:class:`ExtraStep` arguments, e.g. ``alpha``, ``groups``), ``train``
     (TrainConfig fields, seed excluded), and optionally ``family`` (default ``nurbs``), ``n_points``
     (default :func:`default_control_points`), ``init`` and ``base_kw``. ``step_cls`` must be an
-    ExtraStep (sub)class; its name is part of the recorded parameters.
+    ExtraStep (sub)class; its name is part of the recorded parameters. A job of its own (module
+    level, picklable arguments): the end points are loaded in this process (a section trains them
+    in its stage 1, :func:`extra_endpoints`; called alone, they are trained here first).
     """
-    eps = endpoint_runs(out_dir, spec, base, seed, stage2.get("base_kw"))
+    eps = endpoint_runs(out_dir, spec, base, seed, stage2.get("base_kw"), executor=sweep.Serial())
     tasks = list(spec["tasks"])
     n = int(stage2.get("n_points") or default_control_points(spec["dataset"], len(tasks)))
     params = {"name": f"extra-{base}-{tag}-s{seed}", "endpoints": [Path(r["run_dir"]).name for r in eps],
@@ -126,29 +133,62 @@ def extra_run(out_dir, spec: dict, base: str, seed: int, stage2: dict, tag: str 
     return run_or_load(out_dir, params, fn)
 
 
-def stl(out_dir, spec: dict, seeds) -> dict[str, list[dict]]:
-    """Single-task runs per task and seed (the "Independent" row)."""
-    return study.run_stl(out_dir, study.derive(spec, weighting="ew", weighting_kw={}), seeds)
+def extra_endpoints(out_dir, spec: dict, base: str, seeds, stage2: dict) -> list[sweep.Job]:
+    """The stage-1 jobs :func:`extra_run` of ``base`` with ``stage2`` needs at every seed."""
+    return [j for s in seeds for j in study.train_jobs(out_dir, endpoint_specs(spec, base, s, stage2.get("base_kw")))]
 
 
-def plug_and_play(out_dir, cfg: dict, progress=None) -> dict:
-    """Table 2 on our data: each base weighting alone and with EXTRA, per seed, plus the α sweep of EXTRA-L."""
+def extra_job(out_dir, spec: dict, base: str, seed: int, stage2: dict, tag: str = "full",
+              step_cls=ExtraStep) -> sweep.Job:
+    """The stage-2 job of :func:`extra_run`."""
+    return sweep.Job(extra_run, str(out_dir), (spec, base, seed, stage2), {"tag": tag, "step_cls": step_cls},
+                     label=f"extra-{base}-{tag}-s{seed}")
+
+
+def stl_specs(spec: dict, seeds) -> dict[str, list[dict]]:
+    """Single-task specs per task and seed (the "Independent" row)."""
+    return study.stl_specs(study.derive(spec, weighting="ew", weighting_kw={}), seeds)
+
+
+def single_task_row(singles: dict[str, list[dict]], seeds) -> list[dict]:
+    """The "Single-task" row: per seed, every task's metrics from its single-task run."""
+    return [{"metrics": {t: singles[t][i]["metrics"][t] for t in singles}} for i in range(len(seeds))]
+
+
+def plug_and_play(out_dir, cfg: dict, progress=None, executor=None) -> dict:
+    """Table 2 on our data: each base weighting alone and with EXTRA, per seed, plus the α sweep of EXTRA-L.
+
+    Stage 1: single-task runs and every end point (the plain base at seed s is EXTRA's first end
+    point); stage 2: every EXTRA curve (the bases' and the α sweep's)."""
     spec, seeds = base_spec(cfg), list(cfg["seeds"])
-    singles = stl(out_dir, spec, seeds)
-    methods = {"Single-task": [{"metrics": {t: singles[t][i]["metrics"][t] for t in singles}} for i in range(len(seeds))]}
+    alpha_base = cfg.get("alpha_base", "ls")
+    st2 = {float(a): {**cfg["stage2"], "step": {**cfg["stage2"].get("step", {}), "alpha": float(a)}}
+           for a in cfg["alphas"]}
+    stl_sp = stl_specs(spec, seeds)
+    plan = {("stl", t): study.train_jobs(out_dir, sp) for t, sp in stl_sp.items()}
+    for base in cfg["bases"]:
+        plan["plain", base] = study.train_jobs(out_dir, [endpoint_specs(spec, base, s)[0] for s in seeds])
+        plan["ends", base] = extra_endpoints(out_dir, spec, base, seeds, cfg["stage2"])
+    for a, st in st2.items():
+        plan["ends", "alpha", a] = extra_endpoints(out_dir, spec, alpha_base, seeds, st)
+    recs = study.run_groups(plan, executor)
+    if progress:
+        progress("stage 1: single-task runs and end points")
+    plan = {("extra", base): [extra_job(out_dir, spec, base, s, cfg["stage2"]) for s in seeds] for base in cfg["bases"]}
+    plan.update({("alpha", a): [extra_job(out_dir, spec, alpha_base, s, st) for s in seeds] for a, st in st2.items()})
+    recs2 = study.run_groups(plan, executor)
+    if progress:
+        progress("stage 2: EXTRA curves")
+    singles = {t: recs["stl", t] for t in stl_sp}
+    methods = {"Single-task": single_task_row(singles, seeds)}
     for base in cfg["bases"]:
         plain, extra = BASES[base]
-        methods[plain] = [endpoint_runs(out_dir, spec, base, s)[0] for s in seeds]
-        methods[extra] = [extra_run(out_dir, spec, base, s, cfg["stage2"]) for s in seeds]
-        if progress:
-            progress(extra)
-    alphas = {}
-    for a in cfg["alphas"]:
-        st2 = {**cfg["stage2"], "step": {**cfg["stage2"].get("step", {}), "alpha": float(a)}}
-        alphas[float(a)] = [extra_run(out_dir, spec, cfg.get("alpha_base", "ls"), s, st2) for s in seeds]
+        methods[plain] = recs["plain", base]
+        methods[extra] = recs2["extra", base]
+    alphas = {a: recs2["alpha", a] for a in st2}
     dirs = study.directions(spec, primary=False)
     return {"spec": spec, "seeds": seeds, "stl": singles, "base": study.stl_base(singles), "dirs": dirs,
-            "methods": methods, "alphas": alphas, "alpha_base": cfg.get("alpha_base", "ls")}
+            "methods": methods, "alphas": alphas, "alpha_base": alpha_base}
 
 
 # ----------------------------------------------------------------------------- tables
@@ -222,7 +262,8 @@ def c13_plug_and_play(result: dict, setting: str, z: float = 2.0) -> dict:
         parts.append({"less": "supports", "greater": "contradicts", "undecided": "inconclusive"}[side])
         mean = lambda recs, k: np.mean([study.flatten(r["metrics"], result["dirs"])[k] for r in recs])  # noqa: E731
         better = sum((mean(m[extra], k) > mean(m[plain], k)) == h for k, h in dirs.items())
-        lines.append(f"{extra} − {plain}: Δm {diff:+.2f} ± {se:.2f} (SE), {better}/{len(dirs)} metrics better on average")
+        lines.append(f"{extra} − {plain}: Δm {diff:+.2f} ± {se:.2f} (SE), "
+                     f"{better}/{len(dirs)} metrics better on average")
     if not parts:
         raise ValueError("the result holds no base method; run plug_and_play with at least one base")
     return claims.verdict(

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import claims, profiles
+from .. import claims, profiles, sweep
 from . import _common as study
 from ..experiment import load_data
 from ..metrics import delta_m
@@ -203,15 +203,22 @@ def init_spec(out_dir, base: dict, name: str, init: dict) -> dict:
     return study.derive(base, backbone_kw={"checkpoint": portable(path)})   # run ids valid in any checkout
 
 
-def compare_initialisations(out_dir, cfg: dict, progress=None) -> dict[str, dict]:
+def compare_initialisations(out_dir, cfg: dict, progress=None, executor=None) -> dict[str, dict]:
     """Seed 004 §V-D: :func:`mtl.studies.imbalance.vanilla_imbalance` (single-task, uniform, grid
-    search) for each initialisation in ``cfg["initialisations"]``; runs of each go to ``out_dir/<initialisation>``."""
+    search) for each initialisation in ``cfg["initialisations"]``; runs of each go to ``out_dir/<initialisation>``.
+    The offline checkpoints are made first, in one stage (:func:`make_checkpoint`, one job each)."""
     if cfg["spec"].get("backbone") != "vit":
         raise ValueError(f"the VFM section needs the 'vit' backbone, got {cfg['spec'].get('backbone')!r}")
+    inits = cfg["initialisations"]
+    bk = cfg["spec"].get("backbone_kw", {})
+    study.run_groups({"checkpoints": [sweep.Job(make_checkpoint, str(out_dir), (name, init, bk),
+                                                label=f"checkpoint {name}")
+                                      for name, init in inits.items() if init.get("kind") != "hub"]}, executor)
     out = {}
-    for name, init in cfg["initialisations"].items():
-        spec = init_spec(out_dir, cfg["spec"], name, init)
-        out[name] = vanilla_imbalance(Path(out_dir) / name, {"spec": spec, "seeds": cfg["seeds"], "grid": cfg["grid"]})
+    for name, init in inits.items():
+        spec = init_spec(out_dir, cfg["spec"], name, init)          # the checkpoint is there: found, not made
+        out[name] = vanilla_imbalance(Path(out_dir) / name, {"spec": spec, "seeds": cfg["seeds"], "grid": cfg["grid"]},
+                                      executor)
         if progress:
             progress(name)
     return out

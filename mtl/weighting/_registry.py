@@ -1,4 +1,5 @@
-"""The weighting registry: register, look up, create, aggregate (imported by the method modules, re-exported by the package)."""
+"""The weighting registry: register, look up, create, aggregate
+(imported by the method modules, re-exported by the package)."""
 from __future__ import annotations
 
 from ..registry import MethodInfo, Registry
@@ -83,5 +84,6 @@ def aggregate(name: str, jacobian, losses=None, **hparams):
     for what, x in (("jacobian", J), ("losses", losses)):   # NaN/inf would come back as a NaN direction
         if x is not None and not torch.isfinite(x).all():
             rows = sorted({int(i) for i in (~torch.isfinite(x)).nonzero()[:, 0]})
-            raise ValueError(f"{what} has non-finite values (NaN or inf) in task rows {rows}; every entry must be finite")
+            raise ValueError(f"{what} has non-finite values (NaN or inf) in task rows {rows}; "
+                             "every entry must be finite")
     return create(name, **hparams).aggregate(J, losses)

@@ -20,7 +20,8 @@ class DBMTL(GradientWeighting):
     updated in place from the layer factors of J (``FactoredJacobian.accumulate_into``), never from a formed J.
     """
 
-    def __init__(self, beta: float = 0.9, beta_sigma: float = 0.0, mode: str | None = None, chunk_size: int | None = None):
+    def __init__(self, beta: float = 0.9, beta_sigma: float = 0.0, mode: str | None = None,
+                 chunk_size: int | None = None):
         super().__init__(mode, chunk_size)
         self.beta = check_positive("beta", beta, allow_zero=True)
         self.beta_sigma = check_positive("beta_sigma", beta_sigma, allow_zero=True)

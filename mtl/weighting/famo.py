@@ -8,7 +8,8 @@ from ._registry import register
 from .base import LossWeighting, StepContext
 
 
-@register("famo", label="FAMO", paper="Liu et al. 2023, https://arxiv.org/abs/2306.03792", needs="losses", stateful=True)
+@register("famo", label="FAMO", paper="Liu et al. 2023, https://arxiv.org/abs/2306.03792", needs="losses",
+          stateful=True)
 class FAMO(LossWeighting):
     """FAMO, Liu et al. 2023 Alg. 1 / Eq. 10 (https://arxiv.org/abs/2306.03792), as the official code.
 

@@ -131,8 +131,10 @@ class GradientWeighting(Weighting):
         """J w.r.t. the representation ("rep") or the shared parameters, then ``direction``."""
         if self.mode == "rep":
             if ctx.rep is None:
-                raise ValueError(f"{type(self).__name__}(mode='rep') needs ctx.rep; the loop keeps it when needs == 'rep'")
-            J = jacobian(losses, [ctx.rep], chunk_size=self.chunk_size, retain_graph=True, rep=ctx.rep)   # [T, numel(rep)]
+                raise ValueError(f"{type(self).__name__}(mode='rep') needs ctx.rep; "
+                                 "the loop keeps it when needs == 'rep'")
+            # [T, numel(rep)]
+            J = jacobian(losses, [ctx.rep], chunk_size=self.chunk_size, retain_graph=True, rep=ctx.rep)
         else:
             J = jacobian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, retain_graph=True,
                          rep=ctx.rep)

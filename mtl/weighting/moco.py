@@ -10,8 +10,8 @@ from .base import StepContext
 from .gradient import GradientWeighting
 
 
-@register("moco", label="MoCo", paper="Fernando et al. 2023, https://openreview.net/forum?id=dLAYGdKTi2", needs="factored",
-          modes=("param",), stateful=True)
+@register("moco", label="MoCo", paper="Fernando et al. 2023, https://openreview.net/forum?id=dLAYGdKTi2",
+          needs="factored", modes=("param",), stateful=True)
 class MoCo(GradientWeighting):
     """MoCo, Fernando et al. 2023 Alg. 1 (https://openreview.net/forum?id=dLAYGdKTi2), LibMTL defaults.
 

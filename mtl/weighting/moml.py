@@ -35,8 +35,9 @@ class MOML(BilevelWeighting):
         lam = self.task_weights(self._raw)
         theta = virtual_steps(ctx, names, params, losses, lam, self.inner_lr, self.inner_step, create_graph=True)
         val = losses_at(ctx, names, theta, ctx.next_batch("val"))            # [T]
+        # [T, T]: a loop over T (vmap is slower here)
         H = torch.stack([torch.autograd.grad(val[s], self._raw, retain_graph=s < len(val) - 1)[0]
-                         for s in range(len(val))])                           # [T, T]: a loop over T (vmap is slower here)
+                         for s in range(len(val))])
         G = (H @ H.T).double().cpu().numpy()
         w = torch.as_tensor(min_norm_weights(G), dtype=H.dtype, device=H.device)
         return w @ H

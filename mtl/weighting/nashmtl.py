@@ -44,8 +44,9 @@ class NashSolver:
 
     With α = β / ‖g‖ the system becomes Cβ = 1/β for the cosine matrix C, the stationarity
     condition of the strictly convex ½βᵀCβ − Σ log β, solved exactly as one exponential-cone
-    programme (Clarabel, shipped with cvxpy), polished by :func:`newton_polish`. This is the fixed point the paper's sequence of
-    convex surrogates (Navon et al. §3.1) approaches, reached without its 20-iteration cap.
+    programme (Clarabel, shipped with cvxpy), polished by :func:`newton_polish`. This is the fixed point
+    the paper's sequence of convex surrogates (Navon et al. §3.1) approaches, reached without its
+    20-iteration cap.
     """
 
     def __init__(self, solver: str = "CLARABEL"):

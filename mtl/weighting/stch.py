@@ -8,7 +8,8 @@ from ._registry import register
 from .base import LossWeighting, StepContext
 
 
-@register("stch", label="STCH", paper="Lin et al. 2024, https://arxiv.org/abs/2402.19078", needs="losses", stateful=True)
+@register("stch", label="STCH", paper="Lin et al. 2024, https://arxiv.org/abs/2402.19078", needs="losses",
+          stateful=True)
 class STCH(LossWeighting):
     """STCH, Lin et al. 2024 Eq. 5 (https://arxiv.org/abs/2402.19078), as in LibMTL's STCH.
 
@@ -36,7 +37,10 @@ class STCH(LossWeighting):
 
     def weights(self, losses: torch.Tensor) -> torch.Tensor:
         L = losses.detach()
+        if not bool((L > 0).all()):             # Σ log L_t and L_t / z_t are undefined at L_t ≤ 0
+            bad = {i: float(v) for i, v in enumerate(L) if not v > 0}
+            raise ValueError(f"stch takes log L_t, so every loss must be positive; got task index -> loss {bad}")
         if self._epoch <= self.warmup_epoch or self._nadir_sum is None:
-            return 1.0 / (L + 1e-20)                                           # ∇ Σ log L_t
+            return 1.0 / L                                                     # ∇ Σ log L_t
         z = (self._nadir_sum / self._nadir_n).clamp_min(1e-20)                 # [T]
         return L.numel() * torch.softmax(L / (z * self.mu), 0) / z

@@ -8,7 +8,8 @@ from ._linalg import lazy_parameter, materialize
 from .base import LossWeighting, StepContext
 
 
-@register("uw", label="UW", paper="Kendall et al. 2018, https://arxiv.org/abs/1705.07115", needs="losses", stateful=True)
+@register("uw", label="UW", paper="Kendall et al. 2018, https://arxiv.org/abs/1705.07115", needs="losses",
+          stateful=True)
 class UW(LossWeighting):
     """Homoscedastic uncertainty weighting, Kendall et al. 2018 Eq. 7 (https://arxiv.org/abs/1705.07115).
 
