@@ -35,18 +35,21 @@ def test_ray_local_cluster_records_equal_serial(tmp_path, serial, monkeypatch):
     import ray
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])   # this module's jobs, sent by value
     monkeypatch.setenv("MTL_PROBE", "from-driver")          # MTL_* variables reach the workers
-    ex = sweep.Ray(workers=2, threads=1)
-    records = sweep.run([sweep.train(tmp_path, s) for s in _specs()], ex)
+    records = sweep.run([sweep.train(tmp_path, s) for s in _specs()], sweep.Ray(workers=2, threads=1))
     assert [r["metrics"] for r in records] == [r["metrics"] for r in serial]
     assert [r["params"] for r in records] == [r["params"] for r in serial]
     assert all(r["info"]["threads"] == 1 for r in records)
-    jobs = [sweep.Job(_fails, str(tmp_path), ("boom",), label="bad"),
-            sweep.Job(_env_value, str(tmp_path), ("MTL_PROBE",))]
-    with pytest.raises(sweep.SweepError, match=r"- bad in .*: ValueError: boom") as e:
-        sweep.run(jobs, ex)
-    assert len(e.value.failures) == 1
-    assert sweep.run(jobs[1:], ex) == [{"metrics": "from-driver"}]
-    assert not ray.is_initialized()                          # the local cluster is shut down after each sweep
+    assert not ray.is_initialized()                          # the local cluster is shut down after the sweep
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)   # a Ray already up is used as it is
+    try:
+        jobs = [sweep.Job(_fails, str(tmp_path), ("boom",), label="bad"),
+                sweep.Job(_env_value, str(tmp_path), ("MTL_PROBE",))]
+        with pytest.raises(sweep.SweepError, match=r"1 run\(s\) failed(?s:.*)- bad in .*: ValueError: boom"):
+            sweep.run(jobs, sweep.Ray(workers=2, threads=1))
+        assert sweep.run(jobs[1:], sweep.Ray(workers=2)) == [{"metrics": "from-driver"}]
+        assert ray.is_initialized()
+    finally:
+        ray.shutdown()
 
 
 def test_slurm_executor_on_submitits_local_backend(tmp_path, serial):
@@ -54,13 +57,15 @@ def test_slurm_executor_on_submitits_local_backend(tmp_path, serial):
     import cloudpickle
     cloudpickle.register_pickle_by_value(sys.modules[__name__])      # this module's jobs, sent by value
     ex = sweep.Slurm(cluster="local", workers=2, threads=1, time=10, poll_s=0.2)
-    records = sweep.run([sweep.train(tmp_path, s) for s in _specs()], ex)
-    assert [r["metrics"] for r in records] == [r["metrics"] for r in serial]
-    assert all(r["info"]["threads"] == 1 for r in records)
+    good = [sweep.train(tmp_path, s) for s in _specs()[:2]]
+    with pytest.raises(sweep.SweepError, match=r"1 run\(s\) failed(?s:.*)- bad in .*: ValueError: boom"):
+        sweep.run([*good, sweep.Job(_fails, str(tmp_path), ("boom",), label="bad")], ex)
     logs = list((tmp_path / ".slurm").glob("*/*_log.out"))
-    assert len(logs) == len(_specs())                        # one array task per run, logs in <out_dir>/.slurm
-    with pytest.raises(sweep.SweepError, match=r"- bad in .*: ValueError: boom"):
-        sweep.run([sweep.Job(_fails, str(tmp_path), ("boom",), label="bad")], ex)
+    assert len(logs) == 3                                    # one array task per run, logs in <out_dir>/.slurm
+    records = sweep.run(good, sweep.Serial())                # the good runs were recorded by the array
+    assert all(r["resumed"] for r in records)
+    assert [r["metrics"] for r in records] == [r["metrics"] for r in serial[:2]]
+    assert all(r["info"]["threads"] == 1 for r in records)
 
 
 def test_slurm_settings_from_a_config_file_and_keywords(tmp_path, monkeypatch):

@@ -37,30 +37,27 @@ def slurm():
     assert _slurm_idle(), "Slurm did not come up (see /var/log/slurm/)"
 
 
-def test_slurm_job_array_records_equal_serial(tmp_path, slurm):
-    specs = [{**SPEC, "name": f"s{s}", "weighting": w, "train": {**SPEC["train"], "seed": s}}
-             for s in (0, 1) for w in ("ew", "rlw")]
-    serial = sweep.run([sweep.train(tmp_path / "serial", s) for s in specs], sweep.Serial(threads=1))
-    ex = sweep.Slurm(cluster="slurm", partition="debug", workers=2, threads=1, time=10, mem_gb=1, poll_s=1)
-    records = sweep.run([sweep.train(tmp_path / "slurm", s) for s in specs], ex)
-    assert [r["metrics"] for r in records] == [r["metrics"] for r in serial]
-    assert all(r["info"]["threads"] == 1 for r in records)
-    logs = list((tmp_path / "slurm" / ".slurm").glob("*/*_log.out"))  # <array id>_<task>_0_log.out
-    assert len(logs) == len(specs)                                     # one array task per run ...
-    assert len({p.name.split("_")[0] for p in logs}) == 1              # ... of one job array
-    bad = sweep.Job(sweep.train(tmp_path, SPEC).fn, str(tmp_path / "slurm"),
-                    ({**SPEC, "dataset_kw": {"n_trian": 5}},), label="bad")
-    with pytest.raises(sweep.SweepError, match=r"- bad in .*n_trian"):
-        sweep.run([bad], ex)
-
-
 def _killed(out_dir):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def test_a_job_killed_outside_the_run_is_reported_not_waited_on(tmp_path, slurm):
+def test_slurm_job_array_records_equal_serial_and_failures_are_named(tmp_path, slurm):
     import cloudpickle
     cloudpickle.register_pickle_by_value(sys.modules[__name__])          # this module's job, sent by value
-    ex = sweep.Slurm(cluster="slurm", partition="debug", workers=1, time=5, mem_gb=1, poll_s=1)
-    with pytest.raises(sweep.SweepError, match=r"- killed in .*left the queue without a result .*log: "):
-        sweep.run([sweep.Job(_killed, str(tmp_path), label="killed")], ex)
+    specs = [{**SPEC, "name": f"s{s}", "train": {**SPEC["train"], "seed": s}} for s in (0, 1)]
+    serial = sweep.run([sweep.train(tmp_path / "serial", s) for s in specs], sweep.Serial(threads=1))
+    ex = sweep.Slurm(cluster="slurm", partition="debug", workers=2, threads=1, time=10, mem_gb=1, poll_s=1)
+    out = tmp_path / "slurm"
+    bad = sweep.train(out, {**SPEC, "name": "bad", "dataset_kw": {"n_trian": 5}})
+    with pytest.raises(sweep.SweepError, match=r"2 run\(s\) failed") as e:
+        sweep.run([*(sweep.train(out, s) for s in specs), bad, sweep.Job(_killed, str(out), label="killed")], ex)
+    errors = {job.label: o.error for job, o in e.value.failures}
+    assert "n_trian" in errors["bad"]                                  # the run's own error
+    assert "left the queue without a result" in errors["killed"]       # killed outside the run: not waited on
+    logs = list((out / ".slurm").glob("*/*_log.out"))                  # <array id>_<task>_0_log.out
+    assert len(logs) == 4                                              # one array task per job ...
+    assert len({p.name.split("_")[0] for p in logs}) == 1              # ... of one job array
+    records = sweep.run([sweep.train(out, s) for s in specs], sweep.Serial())
+    assert all(r["resumed"] for r in records)                          # recorded by the array
+    assert [r["metrics"] for r in records] == [r["metrics"] for r in serial]
+    assert all(r["info"]["threads"] == 1 for r in records)
