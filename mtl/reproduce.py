@@ -143,25 +143,33 @@ def portable_paths(nb) -> None:
         params["out_dir"] = portable(params["out_dir"])
 
 
-def executor_env(executor: str = "local", workers: int | None = None, threads: int | None = 1,
-                 address: str | None = None, slurm_config: str | Path | None = None) -> dict[str, str]:
+FLAGS = {"workers": "--workers", "threads": "--threads", "gpus_per_run": "--gpus-per-run", "address": "--address",
+         "config": "--slurm-config"}
+
+
+def executor_env(executor: str = "local", workers: int | None = None, threads: int | None = None,
+                 address: str | None = None, slurm_config: str | Path | None = None,
+                 gpus_per_run: float | None = None) -> dict[str, str]:
     """The ``MTL_*`` variables that make a notebook's ``sweep.run`` use ``executor`` (see
-    :func:`mtl.sweep.from_env`). ``local`` and ``ray`` default to one worker per core. The settings
-    are checked by building the executor once: a bad value or a missing optional dependency
-    raises here (ValueError, FileNotFoundError, ImportError), not in every notebook."""
+    :func:`mtl.sweep.from_env`). ``local`` and ``ray`` default to one worker per core and every
+    executor to one torch thread per run, except ``slurm``, whose unset values come from its
+    config file. The settings are checked by building the executor once: a bad value or a missing
+    optional dependency raises here (ValueError, FileNotFoundError, ImportError), not in every notebook."""
     if executor not in sweep.EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid: {sorted(sweep.EXECUTORS)}")
-    given = {"workers": workers, "address": address, "config": slurm_config}
+    given = {"workers": workers, "gpus_per_run": gpus_per_run, "address": address, "config": slurm_config}
     wrong = [k for k, v in given.items() if v is not None and k not in sweep.ENV_OPTIONS[executor]]
     if wrong:
-        flags = {"workers": "--workers", "address": "--address", "config": "--slurm-config"}
-        takes = [flags.get(k, f"--{k}") for k in sweep.ENV_OPTIONS[executor]]
-        raise ValueError(f"executor {executor!r} takes no {', '.join(flags[k] for k in wrong)} (it takes {takes})")
+        takes = [FLAGS[k] for k in sweep.ENV_OPTIONS[executor]]
+        raise ValueError(f"executor {executor!r} takes no {', '.join(FLAGS[k] for k in wrong)} (it takes {takes})")
     if workers is None and executor in ("local", "ray"):
         workers = os.cpu_count() or 1
+    if threads is None and executor != "slurm":
+        threads = 1
     if slurm_config is not None:
         slurm_config = Path(slurm_config).resolve()
-    values = {"workers": workers, "threads": threads, "address": address, "config": slurm_config}
+    values = {"workers": workers, "threads": threads, "gpus_per_run": gpus_per_run, "address": address,
+              "config": slurm_config}
     env = {"MTL_EXECUTOR": executor, **{sweep.ENV[k]: str(v) for k, v in values.items() if v is not None}}
     sweep.from_env(env)                     # checks every value, and that ray / submitit are installed
     return env
@@ -228,6 +236,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative(text: str) -> float:
+    """argparse type: a number ≥ 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="mtl-reproduce", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu", choices=PROFILES)
@@ -238,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the sections' runs train (default: local, one worker per core)")
     ap.add_argument("--workers", type=positive_int, default=None,
                     help="runs at once (local, ray: default the number of cores; slurm: array tasks at once)")
-    ap.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (default 1)")
+    ap.add_argument("--threads", type=positive_int, default=None,
+                    help="torch threads (and CPUs asked for) per run (default 1; slurm: its config's, else 1)")
+    ap.add_argument("--gpus-per-run", type=non_negative, default=None,
+                    help="GPUs asked for per run (ray: may be fractional; slurm: default its config's; default 0)")
     ap.add_argument("--address", default=None, help="Ray cluster to join (ray only; default $MTL_RAY_ADDRESS "
                                                     "or a local cluster)")
     ap.add_argument("--slurm-config", default=None, metavar="FILE",
@@ -248,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                          "estimated cost per section (nothing written under runs/, no book)")
     args = ap.parse_args(argv)
     try:
-        env = executor_env(args.executor, args.workers, args.threads, args.address, args.slurm_config)
+        env = executor_env(args.executor, args.workers, args.threads, args.address, args.slurm_config,
+                           args.gpus_per_run)
     except (ValueError, FileNotFoundError, ImportError, TypeError) as e:
         ap.error(str(e))
     root = repo_root()

@@ -440,17 +440,18 @@ def create(name: str, **kwargs):
     return EXECUTORS[name](**kwargs)
 
 
-ENV = {"workers": "MTL_WORKERS", "threads": "MTL_THREADS", "address": "MTL_RAY_ADDRESS",
-       "config": "MTL_SLURM_CONFIG"}
-ENV_OPTIONS = {"serial": ("threads",), "local": ("workers", "threads"), "ray": ("workers", "threads", "address"),
-               "slurm": ("workers", "threads", "config")}
+ENV = {"workers": "MTL_WORKERS", "threads": "MTL_THREADS", "gpus_per_run": "MTL_GPUS_PER_RUN",
+       "address": "MTL_RAY_ADDRESS", "config": "MTL_SLURM_CONFIG"}
+ENV_OPTIONS = {"serial": ("threads",), "local": ("workers", "threads"),
+               "ray": ("workers", "threads", "gpus_per_run", "address"),
+               "slurm": ("workers", "threads", "gpus_per_run", "config")}
 
 
-def _env_int(env: Mapping[str, str], var: str) -> int:
+def _env_number(env: Mapping[str, str], var: str, kind: type):
     try:
-        return int(env[var])
+        return kind(env[var])
     except ValueError:
-        raise ValueError(f"{var} must be a positive integer, got {env[var]!r}") from None
+        raise ValueError(f"{var} must be {'an integer' if kind is int else 'a number'}, got {env[var]!r}") from None
 
 
 def from_env(environ: Mapping[str, str] | None = None):
@@ -462,7 +463,8 @@ def from_env(environ: Mapping[str, str] | None = None):
     for key in ENV_OPTIONS.get(name, ()):
         var = ENV[key]
         if env.get(var):
-            kwargs[key] = _env_int(env, var) if key in ("workers", "threads") else env[var]
+            kind = {"workers": int, "threads": int, "gpus_per_run": float}.get(key)
+            kwargs[key] = _env_number(env, var, kind) if kind else env[var]
     return create(name, **kwargs)
 
 

@@ -88,6 +88,8 @@ def test_a_real_section_dry_runs_at_smoke():
     (["--executor", "slurm", "--slurm-config", "/no/such.yaml"], "does not exist"),
     (["--executor", "local", "--threads", "0"], "expected a positive integer"),
     (["--executor", "dask"], "invalid choice"),
+    (["--executor", "local", "--gpus-per-run", "1"], "takes no --gpus-per-run"),
+    (["--executor", "ray", "--gpus-per-run", "-1"], "expected a number ≥ 0"),
 ])
 def test_reproduce_refuses_bad_executor_settings(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
@@ -96,10 +98,23 @@ def test_reproduce_refuses_bad_executor_settings(argv, message, capsys):
 
 
 def test_executor_env_reaches_sweeps_through_the_environment():
-    env = reproduce.executor_env("ray", workers=2, threads=1, address="auto")
-    assert env == {"MTL_EXECUTOR": "ray", "MTL_WORKERS": "2", "MTL_THREADS": "1", "MTL_RAY_ADDRESS": "auto"}
+    env = reproduce.executor_env("ray", workers=2, threads=1, address="auto", gpus_per_run=0.5)
+    assert env == {"MTL_EXECUTOR": "ray", "MTL_WORKERS": "2", "MTL_THREADS": "1", "MTL_RAY_ADDRESS": "auto",
+                   "MTL_GPUS_PER_RUN": "0.5"}
     pytest.importorskip("ray")
     ex = sweep.from_env(env)
-    assert (ex.name, ex.workers, ex.threads, ex.address) == ("ray", 2, 1, "auto")
+    assert (ex.name, ex.workers, ex.threads, ex.address, ex.gpus_per_run) == ("ray", 2, 1, "auto", 0.5)
     local = sweep.from_env(reproduce.executor_env())                   # mtl-reproduce's default
     assert isinstance(local, sweep.Local) and local.threads == 1 and local.workers >= 1
+
+
+def test_slurm_config_values_are_not_overridden_by_unset_flags(tmp_path):
+    pytest.importorskip("submitit")
+    cfg = tmp_path / "slurm.yaml"
+    cfg.write_text("threads: 8\ngpus_per_run: 1\nworkers: 16\n")
+    env = reproduce.executor_env("slurm", slurm_config=cfg)
+    assert env == {"MTL_EXECUTOR": "slurm", "MTL_SLURM_CONFIG": str(cfg.resolve())}
+    ex = sweep.from_env(env)
+    assert (ex.threads, ex.cpus_per_run, ex.gpus_per_run, ex.workers) == (8, 8, 1, 16)
+    ex = sweep.from_env(reproduce.executor_env("slurm", threads=2, slurm_config=cfg))   # a flag overrides the file
+    assert (ex.threads, ex.cpus_per_run) == (2, 2)
