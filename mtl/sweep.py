@@ -14,7 +14,7 @@ local one; ``slurm`` submits one Slurm job array through submitit (``cluster="lo
 local backend, same code path, for tests and single machines). ``ray`` and ``slurm`` need the
 ``cluster`` extra (``pip install 'mtl-imbalance[cluster]'``). The executor of a sweep is the
 ``executor`` argument, else the one named by the environment (``MTL_EXECUTOR``, ``MTL_WORKERS``,
-``MTL_THREADS``, ``MTL_RAY_ADDRESS``, ``MTL_SLURM_CONFIG``: what ``mtl-reproduce --executor``
+``MTL_THREADS``, ``MTL_GPUS_PER_RUN``, ``MTL_RAY_ADDRESS``, ``MTL_SLURM_CONFIG``: what ``mtl-reproduce --executor``
 sets for the notebooks it runs), else ``serial``. Workers that do not inherit this process's
 environment (a Ray cluster, Slurm nodes) get its ``MTL_*`` variables (:func:`worker_env`) with
 each job, so roots, caches and the dry-run mode are the same there.
@@ -255,7 +255,9 @@ class Ray:
         if ray.is_initialized():
             return False
         common = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False, **self.init_kw}
-        if self.address:
+        if self.address and self.address.startswith("ray://"):    # Ray Client: no local start-up options
+            ray.init(address=self.address, **self.init_kw)
+        elif self.address:
             ray.init(address=self.address, **common)
         else:
             ray.init(num_cpus=self.workers * (self.threads or 1), **common)
