@@ -260,7 +260,8 @@ class Ray:
         elif self.address:
             ray.init(address=self.address, **common)
         else:
-            ray.init(num_cpus=self.workers * (self.threads or 1), **common)
+            # "local": a new cluster, even where `ray start` left one this process would join
+            ray.init(address="local", num_cpus=self.workers * (self.threads or 1), **common)
         return True
 
     def map(self, jobs: Sequence[Job], progress=None) -> list[Outcome]:

@@ -35,21 +35,18 @@ def test_ray_local_cluster_records_equal_serial(tmp_path, serial, monkeypatch):
     import ray
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])   # this module's jobs, sent by value
     monkeypatch.setenv("MTL_PROBE", "from-driver")          # MTL_* variables reach the workers
-    records = sweep.run([sweep.train(tmp_path, s) for s in _specs()], sweep.Ray(workers=2, threads=1))
-    assert [r["metrics"] for r in records] == [r["metrics"] for r in serial]
-    assert [r["params"] for r in records] == [r["params"] for r in serial]
-    assert all(r["info"]["threads"] == 1 for r in records)
+    good = [sweep.train(tmp_path, s) for s in _specs()]
+    probe = sweep.Job(_env_value, str(tmp_path), ("MTL_PROBE",))
+    with pytest.raises(sweep.SweepError, match=r"1 run\(s\) failed(?s:.*)- bad in .*: ValueError: boom") as e:
+        sweep.run([*good, sweep.Job(_fails, str(tmp_path), ("boom",), label="bad"), probe],
+                  sweep.Ray(workers=2, threads=1))
     assert not ray.is_initialized()                          # the local cluster is shut down after the sweep
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)   # a Ray already up is used as it is
-    try:
-        jobs = [sweep.Job(_fails, str(tmp_path), ("boom",), label="bad"),
-                sweep.Job(_env_value, str(tmp_path), ("MTL_PROBE",))]
-        with pytest.raises(sweep.SweepError, match=r"1 run\(s\) failed(?s:.*)- bad in .*: ValueError: boom"):
-            sweep.run(jobs, sweep.Ray(workers=2, threads=1))
-        assert sweep.run(jobs[1:], sweep.Ray(workers=2)) == [{"metrics": "from-driver"}]
-        assert ray.is_initialized()
-    finally:
-        ray.shutdown()
+    assert len(e.value.failures) == 1
+    records = sweep.run(good, sweep.Serial())                # recorded by the Ray workers
+    assert all(r["resumed"] for r in records)
+    assert [r["metrics"] for r in records] == [r["metrics"] for r in serial]
+    assert all(r["info"]["threads"] == 1 for r in records)
+    assert sweep.execute(probe).record == {"metrics": "from-driver"}
 
 
 def test_slurm_executor_on_submitits_local_backend(tmp_path, serial):
@@ -118,3 +115,35 @@ def test_progress_bar_only_on_a_terminal_and_never_under_ci():
     bar.finished(sweep.Outcome(None, "ValueError: x"))
     bar.close()
     assert "2/3" in out.getvalue() and "done=1 running=0 failed=1" in out.getvalue()
+
+
+@pytest.fixture
+def ray_cluster():
+    """An existing Ray cluster (2 CPUs) held by another process; its GCS address. The process ends
+    (and its cluster with it) when its standard input closes."""
+    pytest.importorskip("ray")
+    import subprocess
+    code = ("import sys, ray; ctx = ray.init(address='local', num_cpus=2, include_dashboard=False); "
+            "print(ctx.address_info['gcs_address'], flush=True); sys.stdin.read(); ray.shutdown()")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        yield holder.stdout.readline().strip()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def test_ray_joins_an_existing_cluster(tmp_path, serial, ray_cluster):
+    import ray
+    ex = sweep.from_env({"MTL_EXECUTOR": "ray", "MTL_THREADS": "1", "MTL_RAY_ADDRESS": ray_cluster})
+    assert ex.address == ray_cluster
+    records = sweep.run([sweep.train(tmp_path, s) for s in _specs()[:2]], ex)
+    assert [r["metrics"] for r in records] == [r["metrics"] for r in serial[:2]]
+    assert not ray.is_initialized()                          # disconnected; the cluster goes on
+    ray.init(address=ray_cluster, log_to_driver=False)       # a Ray this process is connected to ...
+    try:
+        records = sweep.run([sweep.train(tmp_path / "b", s) for s in _specs()[2:]], sweep.Ray(threads=1))
+        assert [r["metrics"] for r in records] == [r["metrics"] for r in serial[2:]]
+        assert ray.is_initialized()                          # ... is used as it is, and left connected
+    finally:
+        ray.shutdown()
