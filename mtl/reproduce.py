@@ -287,11 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         return main_dry_run(chosen, args.profile, book, args.timeout, env)
     records, interrupted = [], False
     try:
-        for s in chosen:
-            print(f"[mtl-reproduce] {s} @ {args.profile} ...", flush=True)
-            rec = execute_section(s, args.profile, runs_root, book, args.timeout, env)
-            print(f"[mtl-reproduce] {s}: {rec['status']} in {rec['duration_s']} s", flush=True)
-            records.append(rec)
+        with sweep.environment(env):    # the kernels inherit the executor's settings
+            for s in chosen:
+                print(f"[mtl-reproduce] {s} @ {args.profile} ...", flush=True)
+                rec = execute_section(s, args.profile, runs_root, book, args.timeout)
+                print(f"[mtl-reproduce] {s}: {rec['status']} in {rec['duration_s']} s", flush=True)
+                records.append(rec)
     except KeyboardInterrupt:       # one line, no traceback: what finished and how to resume
         interrupted = True
     summary_path = runs_root / f"reproduce-{args.profile}.json"

@@ -1,6 +1,7 @@
 """``mtl-reproduce --dry-run``: sections execute with one step per training run in a temporary runs
 folder; runs and estimated costs are counted per section, failures named; runs/ is never written."""
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -118,3 +119,18 @@ def test_slurm_config_values_are_not_overridden_by_unset_flags(tmp_path):
     assert (ex.threads, ex.cpus_per_run, ex.gpus_per_run, ex.workers) == (8, 8, 1, 16)
     ex = sweep.from_env(reproduce.executor_env("slurm", threads=2, slurm_config=cfg))   # a flag overrides the file
     assert (ex.threads, ex.cpus_per_run) == (2, 2)
+
+
+def test_reproduce_hands_the_executor_to_the_kernels(monkeypatch, tmp_path):
+    seen = []
+
+    def execute(section, profile, runs_root, book, timeout):           # where the kernel would start
+        seen.append({k: os.environ.get(k) for k in ("MTL_EXECUTOR", "MTL_WORKERS", "MTL_THREADS")})
+        return {"section": section, "profile": profile, "status": "ok", "duration_s": 0.0,
+                "notebook": str(ROOT / "runs" / section / profile / f"{section}.ipynb")}
+    monkeypatch.setattr(reproduce, "execute_section", execute)
+    monkeypatch.setattr(reproduce, "write_json", lambda path, data: None)   # no summary in the checkout
+    monkeypatch.delenv("MTL_EXECUTOR", raising=False)
+    assert reproduce.main(["--no-book", "--sections", "imbalance", "--workers", "3", "--threads", "2"]) == 0
+    assert seen == [{"MTL_EXECUTOR": "local", "MTL_WORKERS": "3", "MTL_THREADS": "2"}]
+    assert "MTL_EXECUTOR" not in os.environ                             # restored afterwards
