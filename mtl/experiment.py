@@ -37,7 +37,7 @@ from .diagnostics import GradientProbe, RepresentationProbe
 from .models import ARCHITECTURES, BACKBONES, create_model
 from .paths import portable, repo_root
 from .runs import file_mode, run_id, run_or_load
-from .train import TrainConfig, fit, resolve_device, seed_everything
+from .train import TrainConfig, dry_run, fit, resolve_device, seed_everything
 
 PROBE_KINDS = ("gradient", "representation")
 
@@ -206,9 +206,15 @@ def save_state(path, state: dict) -> None:
 
 
 def train_run(out_dir, spec: Mapping[str, Any] | RunSpec) -> dict:
-    """Train (or load) the run described by ``spec``; returns the run record (see :mod:`mtl.runs`)."""
+    """Train (or load) the run described by ``spec``; returns the run record (see :mod:`mtl.runs`).
+
+    In dry mode (:func:`mtl.train.dry_run`) ``out_dir`` must lie outside the repository's ``runs/``:
+    one-step runs are never recorded where real runs are loaded from."""
     spec = RunSpec.from_dict(spec)
     params = spec.params()
+    if dry_run() and Path(out_dir).resolve().is_relative_to((repo_root() / "runs").resolve()):
+        raise RuntimeError(f"dry mode (MTL_DRY_RUN set) would record one-step runs in {out_dir}, inside runs/; "
+                           "point the runs elsewhere (mtl-reproduce --dry-run uses a temporary folder)")
 
     def run():
         with pinned_threads(spec.threads):

@@ -3,10 +3,17 @@
 The loop calls a :class:`StepRule` (how one step is made) and a weighting (how losses become
 gradients) through their contracts only; curve, simplex, bilevel and ConsMTL variants are other
 step rules or weightings, never branches here.
+
+**Dry mode** (``MTL_DRY_RUN=1``, what ``mtl-reproduce --dry-run`` sets): every :func:`fit` builds
+everything as usual but trains one epoch of one step and evaluates one batch per split, and records
+the step's time with the planned epochs and steps (``info["dry_run"]``, and one JSON line appended to
+``$MTL_DRY_RUN_LOG`` when set) so that the full cost can be estimated. Nothing else changes.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,6 +33,21 @@ from .weighting import StepContext, Weighting
 PROTOCOLS = ("last", "best_val", "mean_last_k")
 DIVERGENCE_RATIO = 1e4     # a task's epoch-mean training loss above this × its first epoch's: diverged
 DIVERGENCE_ABSOLUTE = 1e12  # ... or above this value at any epoch
+DRY_RUN, DRY_RUN_LOG = "MTL_DRY_RUN", "MTL_DRY_RUN_LOG"   # environment variables of the dry mode
+
+
+def dry_run() -> bool:
+    """Whether the dry mode is on (``MTL_DRY_RUN`` set to anything but ``""`` or ``"0"``)."""
+    return os.environ.get(DRY_RUN, "") not in ("", "0")
+
+
+def log_dry_run(entry: dict) -> None:
+    """Append ``entry`` as one JSON line to ``$MTL_DRY_RUN_LOG`` (if set); one short write, so
+    concurrent workers appending to the same file do not interleave."""
+    path = os.environ.get(DRY_RUN_LOG)
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
 
 
 @dataclass
@@ -164,11 +186,14 @@ class History:
 
 
 @torch.no_grad()
-def evaluate(model: MultiTaskModel, data: DataBundle, split: str, batch_size: int, device) -> dict:
-    """{task: {metric: value}} on a whole split (model in eval mode)."""
+def evaluate(model: MultiTaskModel, data: DataBundle, split: str, batch_size: int, device,
+             max_batches: int | None = None) -> dict:
+    """{task: {metric: value}} on a whole split (model in eval mode), or its first ``max_batches`` batches."""
     model.eval()
     meters = {t: data.task(t).make_meter() for t in model.tasks}
-    for x, y in data.loader(split, batch_size):
+    for i, (x, y) in enumerate(data.loader(split, batch_size)):
+        if max_batches is not None and i >= max_batches:
+            break
         x, y = to_device(x, device), to_device(y, device)
         preds = model(x)
         for t in model.tasks:
@@ -181,7 +206,8 @@ def batches(data: DataBundle, split: str, batch_size: int, seed: int, device) ->
     """An endless stream of shuffled batches of ``split`` (reshuffled every pass)."""
     k = 0
     while True:
-        for b in data.loader(split, batch_size, shuffle=True, seed=seed + 7919 * k, drop_last=len(data.split(split)) > batch_size):
+        for b in data.loader(split, batch_size, shuffle=True, seed=seed + 7919 * k,
+                             drop_last=len(data.split(split)) > batch_size):
             yield to_device(b, device)
         k += 1
 
@@ -236,17 +262,20 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
     steps = max(1, n_train // config.batch_size) if n_train > config.batch_size else 1
     if config.max_steps_per_epoch:
         steps = min(steps, config.max_steps_per_epoch)
+    dry = dry_run()
+    planned = {"epochs": config.epochs, "steps_per_epoch": steps}
+    epochs, steps, eval_batches = (1, 1, 1) if dry else (config.epochs, steps, None)
     hist = History(info={"config": asdict(config), "device": str(device), "tasks": model.tasks,
                          "weighting": repr(weighting), "n_params": sum(p.numel() for p in model.parameters()),
                          "torch": torch.__version__,            # CPU results are bit-identical for the same seed,
                          "threads": torch.get_num_threads()})   # torch version and thread count (reduction order)
-    bar = tqdm(total=config.epochs * steps, disable=not config.progress, leave=False, desc="train")
+    bar = tqdm(total=epochs * steps, disable=not config.progress, leave=False, desc="train")
     start = time.perf_counter()
     first_losses = None                                    # [T] epoch 0's mean training losses
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         t0 = time.perf_counter()
         if hasattr(model, "start_epoch"):
-            model.start_epoch(epoch, config.epochs)
+            model.start_epoch(epoch, epochs)
         sums, weights, probe_records = torch.zeros(len(model.tasks)), [], []
         for s in range(steps):
             logs = step_rule.step(model, data, next_batch("train"), weighting, optimizer,
@@ -257,6 +286,10 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
             if "weights" in logs:
                 weights.append(logs["weights"].float().cpu())
             bar.update(1)
+        if dry:                                            # the one step's time (CUDA work included)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            step_s = time.perf_counter() - t0
         mean_losses = sums / steps
         first_losses = mean_losses if first_losses is None else first_losses
         check_divergence(mean_losses, first_losses, model.tasks, epoch)
@@ -266,12 +299,16 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
         rec = {"epoch": epoch, "train_loss": dict(zip(model.tasks, mean_losses.tolist())),
                "weights": dict(zip(model.tasks, torch.stack(weights).mean(0).tolist())) if weights else {},
                "time": time.perf_counter() - t0,
-               "val": evaluate(model, data, "val", config.batch_size * 2, device),
-               "test": evaluate(model, data, "test", config.batch_size * 2, device)}
+               "val": evaluate(model, data, "val", config.batch_size * 2, device, eval_batches),
+               "test": evaluate(model, data, "test", config.batch_size * 2, device, eval_batches)}
         if probes:
             rec["probes"] = probe_records
         hist.epochs.append(rec)
     bar.close()
     hist.info["train_time"] = time.perf_counter() - start
     hist.final = select_final(hist.epochs, config.eval_protocol, config.eval_k, model.tasks, data)
+    if dry:
+        est = step_s * planned["epochs"] * planned["steps_per_epoch"]
+        hist.info["dry_run"] = {"step_s": step_s, **planned, "estimate_s": est}
+        log_dry_run({**hist.info["dry_run"], "dataset": data.name, "tasks": model.tasks, "device": str(device)})
     return hist
