@@ -34,6 +34,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -223,7 +224,9 @@ def _result(future) -> Outcome:
     try:
         return future.result()
     except Exception as e:  # noqa: BLE001 - BrokenProcessPool and the like
-        return Outcome(None, f"worker died: {type(e).__name__}: {e}")
+        hint = ("; workers are spawned processes that import the main module: in a script, call the sweep "
+                "under `if __name__ == \"__main__\":`" if isinstance(e, BrokenProcessPool) else "")
+        return Outcome(None, f"worker died: {type(e).__name__}: {e}{hint}")
 
 
 class Ray:

@@ -43,3 +43,16 @@ def test_executor_from_environment():
         sweep.from_env({"MTL_EXECUTOR": "slurmm"})
     with pytest.raises(ValueError, match="workers"):
         sweep.Local(workers=0)
+
+
+def test_a_script_without_a_main_guard_gets_a_hint(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "sweep_script.py"
+    script.write_text("from mtl import sweep\n"
+                      "def job(out_dir):\n    return {'ok': 1}\n"
+                      "try:\n    sweep.run([sweep.Job(job, '.')], sweep.Local(workers=1))\n"
+                      "except sweep.SweepError as e:\n    print('HINT' if '__main__' in str(e) else str(e))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert "HINT" in out.stdout, out.stdout + out.stderr[-2000:]
