@@ -44,7 +44,8 @@ SWEEP = textwrap.dedent("""
     from mtl import sweep
     spec = {"dataset": "multimnist", "dataset_kw": {"n_train": 64, "n_val": 16, "n_test": 16}, "backbone": "lenet",
             "train": {"epochs": 1, "batch_size": 32}}
-    jobs = [sweep.train(sys.argv[1], {**spec, "name": f"s{s}", "train": {**spec["train"], "seed": s}}) for s in range(4)]
+    jobs = [sweep.train(sys.argv[1], {**spec, "name": f"s{s}", "train": {**spec["train"], "seed": s}})
+            for s in range(4)]
     recs = sweep.run(jobs, sweep.Local(workers=2, threads=1))
     print(json.dumps([[r["run_dir"], r["resumed"]] for r in recs]))
 """)
