@@ -5,8 +5,10 @@ Run ids hash :meth:`mtl.experiment.RunSpec.params`, the spec in canonical form (
 written; this script recomputes each id, rewrites ``config.json`` and the ``params`` of
 ``metrics.json`` to the canonical parameters and renames the folder. Records that point at other
 runs (EXTRA curves name their end points, URL runs their teachers, feature-distance records their
-runs) are rewritten to the new names first, so their ids follow. Idempotent: a second run changes
-nothing.
+runs) are rewritten to the new names first, so their ids follow. A default that changed after
+runs were recorded (``CHANGED_DEFAULTS``) is first written into the records made with the old value
+(checked against the weighting recorded in ``metrics.json``), so that they keep meaning what they
+ran. Idempotent: a second run changes nothing.
 
     python scripts/migrate_run_ids.py [--runs runs] [--dry-run]
 """
@@ -22,6 +24,20 @@ from pathlib import Path
 from mtl.experiment import RunSpec
 from mtl.paths import repo_root
 from mtl.runs import canonical, run_id, write_json
+
+
+# weighting -> {argument: the default it had when older runs were recorded}
+CHANGED_DEFAULTS = {"fairgrad": {"alpha": 1.0}}
+
+
+def pin_changed_defaults(params: dict, info: dict) -> dict:
+    """``params`` with each changed default the run was made with written out (from ``info["weighting"]``,
+    the repr of the weighting that ran, e.g. ``FairGrad(..., alpha=1.0, ...)``)."""
+    old = CHANGED_DEFAULTS.get(params.get("weighting"), {})
+    kw = dict(params.get("weighting_kw") or {})
+    ran = str(info.get("weighting", ""))
+    pinned = {k: v for k, v in old.items() if k not in kw and re.search(rf"\b{k}={v!r}[,)]", ran)}
+    return {**params, "weighting_kw": {**kw, **pinned}} if pinned else params
 
 
 def records(root: Path) -> list[Path]:
@@ -51,9 +67,14 @@ def canonical_params(params: dict) -> dict:
     return spec.params()
 
 
+def info(d: Path) -> dict:
+    m = d / "metrics.json"
+    return json.loads(m.read_text()).get("info", {}) if m.exists() else {}
+
+
 def plan(root: Path) -> dict[Path, tuple[str, dict]]:
     """folder -> (new folder name, new params), iterated until references settle."""
-    configs = {d: json.loads((d / "config.json").read_text()) for d in records(root)}
+    configs = {d: pin_changed_defaults(json.loads((d / "config.json").read_text()), info(d)) for d in records(root)}
     names: dict[str, str] = {}
     for _ in range(10):
         out = {}

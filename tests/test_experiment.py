@@ -35,6 +35,30 @@ def test_every_committed_config_hashes_to_its_folder():
     assert specs > 700
 
 
+def test_every_committed_run_rebuilds_the_weighting_it_ran():
+    """A changed default would silently re-mean an old id (ids drop defaults): every recorded weighting,
+    rebuilt from its config by today's code, has the arguments it ran with (its recorded repr)."""
+    import re
+
+    from mtl import weighting as W
+    checked = 0
+    for path in CONFIGS:
+        cfg = json.loads(path.read_text())
+        metrics = path.with_name("metrics.json")
+        if not (_is_run_spec(cfg) and metrics.exists()):
+            continue
+        spec = RunSpec.from_dict(cfg)
+        cls = W.WEIGHTINGS.get(spec.weighting)
+        ran = json.loads(metrics.read_text())["info"].get("weighting")
+        if ran is None or getattr(cls, "run_arguments", ()):   # teachers are loaded models, not reprs
+            continue
+        def unresolved(text):                                 # the mode is resolved against the model
+            return re.sub(r"mode=('\w+'|None), ", "", text)
+        assert unresolved(repr(W.create(spec.weighting, **spec.weighting_kw))) == unresolved(ran), path
+        checked += 1
+    assert checked > 700
+
+
 def test_from_dict_rejects_unknown_and_missing_keys():
     with pytest.raises(ValueError, match=r"unknown spec keys \['epochs'\].*valid keys"):
         RunSpec.from_dict({"dataset": "scenes", "backbone": "segnet", "epochs": 3})

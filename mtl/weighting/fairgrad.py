@@ -45,11 +45,12 @@ class FairGrad(GradientWeighting):
     """FairGrad, Ban & Ji 2024 Alg. 1 (https://arxiv.org/abs/2402.15638).
 
     Maximises Σ_i u_i^{1−α}/(1−α) of the task utilities u_i = g_iᵀd: solve GᵀG w = w^{-1/α}, d = Σ w_i g_i,
-    clipped to ``max_norm`` (1.0 in the official code; None: no clip). ``alpha`` = 1 (LibMTL / seed
-    default, proportional fairness = Nash-MTL's direction); the official runs use 2.
+    clipped to ``max_norm`` (1.0 in the official code; None: no clip). ``alpha`` = 2, the value of the
+    official runs (followed by EXTRA); ``alpha`` = 1 is LibMTL's default and proportional fairness, which
+    is Nash-MTL's direction. Runs recorded before the default changed carry ``alpha: 1`` in their spec.
     """
 
-    def __init__(self, alpha: float = 1.0, max_norm: float | None = 1.0, mode: str | None = None,
+    def __init__(self, alpha: float = 2.0, max_norm: float | None = 1.0, mode: str | None = None,
                  chunk_size: int | None = None):
         super().__init__(mode, chunk_size)
         self.alpha = check_positive("alpha", alpha)
