@@ -66,15 +66,20 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     progress: bool = False
     max_steps_per_epoch: int | None = None
+    steps_per_epoch: int | None = None  # exactly this many steps per epoch, cycling the reshuffled training set
+                                        # (a fixed step budget whatever the data size); None: one pass
 
     def __post_init__(self):
         """Every field checked here, so a wrong value fails now with its name, not deep inside torch."""
         check_choice("eval_protocol", self.eval_protocol, PROTOCOLS)
         for k in ("epochs", "batch_size", "eval_k"):
             check_count(k, getattr(self, k), strict=True)
-        for k in ("lr_step", "max_steps_per_epoch"):
+        for k in ("lr_step", "max_steps_per_epoch", "steps_per_epoch"):
             if getattr(self, k) is not None:
                 check_count(k, getattr(self, k), strict=True)
+        if self.steps_per_epoch is not None and self.max_steps_per_epoch is not None:
+            raise ValueError("give steps_per_epoch (a fixed number of steps) or max_steps_per_epoch (a cap on one "
+                             f"pass), not both; got {self.steps_per_epoch} and {self.max_steps_per_epoch}")
         check_count("seed", self.seed, minimum=0, strict=True)
         check_positive("lr", self.lr, strict=True)
         check_positive("lr_gamma", self.lr_gamma, strict=True)
@@ -230,6 +235,15 @@ def select_final(records: list[dict], protocol: str, k: int, tasks: list[str], d
     return max(records, key=score)["test"]
 
 
+def steps_per_epoch(n_train: int, config: TrainConfig) -> int:
+    """Optimisation steps in one epoch: ``config.steps_per_epoch`` when set, else one pass over ``n_train``
+    samples in full batches (at least 1), capped by ``config.max_steps_per_epoch``."""
+    if config.steps_per_epoch:
+        return config.steps_per_epoch
+    steps = max(1, n_train // config.batch_size) if n_train > config.batch_size else 1
+    return min(steps, config.max_steps_per_epoch) if config.max_steps_per_epoch else steps
+
+
 def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: TrainConfig,
         step_rule=None, probes=()) -> History:
     """Train ``model`` on ``data`` with ``weighting``; evaluates val and test after every epoch.
@@ -258,10 +272,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
             streams[split] = batches(data, split, config.batch_size, config.seed + 1 + len(streams), device)
         return next(streams[split])
 
-    n_train = len(data.train)
-    steps = max(1, n_train // config.batch_size) if n_train > config.batch_size else 1
-    if config.max_steps_per_epoch:
-        steps = min(steps, config.max_steps_per_epoch)
+    steps = steps_per_epoch(len(data.train), config)
     dry = dry_run()
     planned = {"epochs": config.epochs, "steps_per_epoch": steps}
     epochs, steps, eval_batches = (1, 1, 1) if dry else (config.epochs, steps, None)

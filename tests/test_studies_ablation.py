@@ -96,3 +96,16 @@ def test_c10_null_simulation(seeds):
     v = np.asarray(out)
     bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / 400)
     assert np.mean(v == "supports") <= bound and np.mean(v == "contradicts") <= bound
+
+
+def test_delta_m_averages_seed_000s_metric_sets():
+    """Table 1 (NYUv2) has 9 columns, Table 2 (CityScapes) 4: depth RMSE (our gate's metric) is not among them."""
+    from mtl.studies import _extra_curves as X
+    kw = {"height": 16, "width": 24, "train_scenes": 3, "val_scenes": 1, "test_scenes": 1, "scans_per_scene": 4}
+    nyu = X.paper_dirs({"dataset": "scenes", "dataset_kw": kw, "tasks": ["segmentation", "depth", "normal"]})
+    assert {t: sorted(d) for t, d in nyu.items()} == {
+        "segmentation": ["miou", "pix_acc"], "depth": ["abs_err", "rel_err"],
+        "normal": ["mean", "median", "within_11", "within_22", "within_30"]}
+    assert nyu["segmentation"]["miou"] and not nyu["depth"]["abs_err"] and not nyu["normal"]["mean"]
+    cs = X.paper_dirs({"dataset": "scenes", "dataset_kw": kw, "tasks": ["segmentation", "depth"]})
+    assert sum(len(d) for d in cs.values()) == 4

@@ -129,6 +129,8 @@ def test_optimisation_steps_count_as_the_trainer_does():
     assert noise.optimisation_steps(spec, {}) == 3 * 16 // 4
     assert noise.optimisation_steps(spec, {"scenes": 1}) == 3 * 1        # 4 samples: one batch
     assert noise.optimisation_steps({**spec, "train": {**spec["train"], "max_steps_per_epoch": 2}}, {}) == 6
+    fixed = {**spec, "train": {**spec["train"], "steps_per_epoch": 4}}     # C6 at a fixed step budget
+    assert noise.optimisation_steps(fixed, {}) == noise.optimisation_steps(fixed, {"scenes": 1}) == 12
 
 
 def test_c6_under_the_null_errs_at_most_alpha_each_way():

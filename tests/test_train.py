@@ -105,3 +105,19 @@ def test_evaluate_restores_train_mode(tiny_mnist):
     model.train()
     evaluate(model, tiny_mnist, "val", 16, torch.device("cpu"))
     assert model.training
+
+
+def test_steps_per_epoch_fixes_the_step_budget_whatever_the_data_size(tiny_mnist):
+    """A fixed step budget cycles the reshuffled training set (64 samples, batch 16: 4 steps a pass)."""
+    counted = []
+
+    class Count(create("ew").__class__):
+        def backward(self, losses, *a, **kw):
+            counted.append(1)
+            return super().backward(losses, *a, **kw)
+
+    model = create_model("hps", "lenet", tiny_mnist.tasks)
+    fit(model, tiny_mnist, Count(), TrainConfig(epochs=2, batch_size=16, steps_per_epoch=7, device="cpu"))
+    assert len(counted) == 14
+    with pytest.raises(ValueError, match="not both"):
+        TrainConfig(steps_per_epoch=3, max_steps_per_epoch=2)

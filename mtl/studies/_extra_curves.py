@@ -31,6 +31,19 @@ from ..train import TrainConfig, fit, seed_everything
 ENDPOINT_OFFSET = 1000          # the second end point's seed is seed + 1000 (as mtl.curves.train_endpoints)
 
 
+# seed 000's Δm metric sets: Table 1 (NYUv2: mIoU, pixel accuracy; abs. and rel. depth error; the five
+# normal columns) and Table 2 (CityScapes: the first four) report depth by its absolute and relative error
+# only; our depth task also records RMSE (the scale gate's primary depth metric), left out of Δm here.
+NOT_IN_PAPER = {("depth", "rmse")}
+
+
+def paper_dirs(spec: dict) -> dict[str, dict[str, bool]]:
+    """task -> metric -> higher is better, over the metrics seed 000's Δm averages (every metric of each
+    task of ``spec`` but :data:`NOT_IN_PAPER`)."""
+    return {t: {m: h for m, h in d.items() if (t, m) not in NOT_IN_PAPER}
+            for t, d in study.directions(spec, primary=False).items()}
+
+
 def bundle_of(spec: dict):
     """The dataset of ``spec`` restricted to its tasks."""
     return RunSpec.from_dict(spec).build_data()

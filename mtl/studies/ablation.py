@@ -117,7 +117,7 @@ def ablation(out_dir, cfg: dict, progress=None, executor=None) -> dict:
     singles = {t: recs["stl", t] for t in stl_sp}
     methods = {"Single-task": PP.single_task_row(singles, seeds), "FairGrad": recs["FairGrad"], **recs2}
     return {"spec": spec, "seeds": seeds, "groups": groups, "stl": singles, "base": study.stl_base(singles),
-            "dirs": study.directions(spec, primary=False), "methods": methods,
+            "dirs": X.paper_dirs(spec), "methods": methods,
             "ends": recs["ends", VARIANTS[0]]}
 
 

@@ -46,9 +46,6 @@ def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
     return profiles.setup("controlpoints", Params, profile, out_dir)
 
 
-# Paper's metrics on CityScapes (seed 000 Table 2): mIoU, pixel accuracy, abs. and rel. depth error.
-METRICS = {"segmentation": {"miou": True, "pix_acc": True}, "depth": {"abs_err": False, "rel_err": False}}
-
 # seed 000 (EXTRA), App. B.5, Fig. 4 (CityScapes, 2 tasks, EXTRA-L, Δm% drop convention). The bar
 # heights did not survive in our copy; the 4-point value is Table 2's EXTRA-L row (the default count).
 PAPER_FIG4 = {
@@ -73,7 +70,7 @@ def run_study(out_dir, cfg: dict, executor=None) -> dict:
                                                ts=cfg["ts"], bn_batches=cfg.get("bn_batches", 4)) for s in seeds]
                                for n in counts}, executor)
     return {"spec": spec, "seeds": seeds, "counts": counts, "stl": stl, "base": study.stl_base(stl),
-            "ends": ends, "curves": curves, "dirs": METRICS}
+            "ends": ends, "curves": curves, "dirs": X.paper_dirs(spec)}   # CityScapes (Table 2): mIoU, pix. acc., abs./rel. depth error
 
 
 def seed_deltas(result: dict, n: int, t: float = 0.5) -> np.ndarray:

@@ -23,6 +23,7 @@ from . import _common as study
 from ..data.corruptions import corrupt
 from ..experiment import load_data
 from ..metrics import mean_se
+from ..train import TrainConfig, steps_per_epoch
 from .imbalance import compact, describe_spec, gate_records, section_rules, scale_statement, trained  # noqa: F401
 
 
@@ -42,6 +43,7 @@ def setup(profile: str, out_dir: str = "") -> tuple[dict, Path]:
 
 
 STL, MTL = "Single-task", "Multi-task"
+TRAIN_KEYS = set(TrainConfig.__dataclass_fields__)
 NOISE_KEYS = ("label_noise", "depth_sigma", "normal_sigma")
 SUBSAMPLE_KEYS = ("scenes", "scans")
 
@@ -105,15 +107,12 @@ def train_fraction(base: dict, corruption: Mapping, seed: int = 0) -> float:
 
 
 def optimisation_steps(base: dict, corruption: Mapping, seed: int = 0) -> int:
-    """Optimisation steps of a run of ``base`` at a condition: epochs × steps per epoch, as
-    :func:`mtl.train.train` counts them (``n_train // batch_size``, at least 1, capped by
-    ``max_steps_per_epoch``) on the condition's training set."""
+    """Optimisation steps of a run of ``base`` at a condition: epochs × :func:`mtl.train.steps_per_epoch`
+    on the condition's training set (fixed when the spec sets ``train.steps_per_epoch``)."""
     full = load_data(base["dataset"], **base.get("dataset_kw", {}))
     n = len(corrupt(full, **{**corruption, "seed": seed}).train) if corruption else len(full.train)
-    tr = base.get("train", {})
-    bs, epochs, cap = int(tr.get("batch_size", 32)), int(tr.get("epochs", 1)), tr.get("max_steps_per_epoch")
-    per_epoch = max(1, n // bs) if n > bs else 1
-    return epochs * (min(per_epoch, int(cap)) if cap else per_epoch)
+    config = TrainConfig(**{k: v for k, v in base.get("train", {}).items() if k in TRAIN_KEYS})
+    return config.epochs * steps_per_epoch(n, config)
 
 
 def run_study(out_dir, cfg: dict, executor=None) -> dict:

@@ -188,7 +188,7 @@ def plug_and_play(out_dir, cfg: dict, progress=None, executor=None) -> dict:
         methods[plain] = recs["plain", base]
         methods[extra] = recs2["extra", base]
     alphas = {a: recs2["alpha", a] for a in st2}
-    dirs = study.directions(spec, primary=False)
+    dirs = X.paper_dirs(spec)
     return {"spec": spec, "seeds": seeds, "stl": singles, "base": study.stl_base(singles), "dirs": dirs,
             "methods": methods, "alphas": alphas, "alpha_base": alpha_base,
             "ends": {base: recs["ends", base] for base in cfg["bases"]},
