@@ -35,7 +35,7 @@ from .checks import check_count
 from .data.corruptions import corrupt
 from .diagnostics import GradientProbe, RepresentationProbe
 from .models import ARCHITECTURES, BACKBONES, create_model
-from .paths import portable, repo_root
+from .paths import portable, repo_root, sibling_run_dirs
 from .runs import file_mode, run_id, run_or_load
 from .train import TrainConfig, dry_run, fit, resolve_device, seed_everything
 
@@ -220,7 +220,7 @@ def train_run(out_dir, spec: Mapping[str, Any] | RunSpec) -> dict:
         with pinned_threads(spec.threads):
             return _train(spec, params, out_dir)
 
-    return run_or_load(out_dir, params, run)
+    return run_or_load(out_dir, params, run, reuse=sibling_run_dirs(out_dir))
 
 
 def _train(spec: RunSpec, params: dict, out_dir) -> dict:

@@ -28,6 +28,15 @@ def runs_dir() -> Path:
     return Path(os.environ.get("MTL_RUNS", repo_root() / "runs"))
 
 
+def sibling_run_dirs(out_dir) -> list[Path]:
+    """For ``out_dir`` = ``<runs>/<section>/<profile>`` (``<runs>``: :func:`runs_dir`), the other sections'
+    folders of that profile, where an identical run may already be recorded; else none."""
+    out, root = Path(out_dir).resolve(), runs_dir().resolve()
+    if out.parent.parent != root:
+        return []
+    return sorted(p for p in root.glob(f"*/{out.name}") if p.is_dir() and p != out)
+
+
 def cache_dir() -> Path:
     """Generated-data cache: ``$MTL_CACHE`` or ``~/.cache/mtl``."""
     p = Path(os.environ.get("MTL_CACHE", Path.home() / ".cache" / "mtl"))

@@ -9,6 +9,9 @@ Several processes may share one runs folder: a run is trained under an OS file l
 (``<out>/.locks/<run-id>.lock``, released by the OS if its holder dies), so a second worker waits
 and loads it instead of training it twice. A finished record that does not load (truncated JSON,
 wrong structure) is moved to ``<out>/.corrupt/<run-id>-<time>/`` with a warning and re-run.
+A run recorded in another folder (``reuse``: e.g. another section's folder of the same profile) with
+the same parameters is copied instead of re-trained: the same spec, seed and thread count give the
+same metrics, so the copy is the record training would write.
 The same primitives (:func:`file_lock`, :func:`move_aside`, :func:`remove_stale`) guard the
 dataset caches of :mod:`mtl.data`.
 """
@@ -23,7 +26,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -192,13 +195,43 @@ def _finished(run_dir: Path, params: dict, move_corrupt: bool) -> dict | None:
     return rec
 
 
-def run_or_load(out_dir: str | Path, params: dict, fn: Callable[[], dict]) -> dict:
+def copy_record(src: Path, dst: Path) -> None:
+    """Copy the finished run folder ``src`` to ``dst`` file by file, atomically, ``metrics.json`` last."""
+    files = sorted((f for f in src.iterdir() if f.is_file() and not f.name.endswith(".tmp")),
+                   key=lambda f: f.name == "metrics.json")
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        fd, tmp = tempfile.mkstemp(dir=dst, prefix=f".{f.name}.{os.getpid()}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            shutil.copyfile(f, tmp)
+            os.chmod(tmp, file_mode())
+            os.replace(tmp, dst / f.name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _recorded_elsewhere(reuse: Sequence[str | Path], params: dict) -> Path | None:
+    """The first folder of ``reuse`` holding a finished, verified record of ``params``."""
+    for folder in reuse:
+        src = Path(folder) / run_id(params)
+        try:
+            if _finished(src, params, move_corrupt=False) is not None:
+                return src
+        except RuntimeError:                    # other parameters under that name: not this run
+            continue
+    return None
+
+
+def run_or_load(out_dir: str | Path, params: dict, fn: Callable[[], dict], reuse: Sequence[str | Path] = ()) -> dict:
     """Load the finished run of ``params`` under ``out_dir`` or compute it with ``fn`` and record it.
 
     ``fn`` returns ``{"metrics": ..., "history": [...], "info": {...}}``; the record returned has
     ``params``, ``metrics``, ``info``, ``history`` and ``run_dir``. ``out_dir`` must be writable
     before ``fn`` runs; ``fn`` runs under the run's lock, so concurrent workers train it once; a
-    corrupt record is moved aside (warning) and re-run; if ``fn`` raises, nothing is recorded.
+    corrupt record is moved aside (warning) and re-run; if ``fn`` raises, nothing is recorded. A
+    finished record of ``params`` in one of the ``reuse`` folders is copied in instead of computing.
     """
     run_dir = Path(out_dir) / run_id(params)
     rec = _finished(run_dir, params, move_corrupt=False)           # the common case: no lock, no write
@@ -210,6 +243,10 @@ def run_or_load(out_dir: str | Path, params: dict, fn: Callable[[], dict]) -> di
         if rec is not None:
             return rec
         remove_stale(run_dir, ".*.tmp")
+        src = _recorded_elsewhere(reuse, params)
+        if src is not None:
+            copy_record(src, run_dir)
+            return {**load_run(run_dir), "run_dir": str(run_dir), "resumed": True, "copied_from": str(src)}
         result = fn()
         history = result.get("history", [])
         write_json(run_dir / "config.json", params)

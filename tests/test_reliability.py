@@ -341,3 +341,28 @@ def test_smoke_and_paper_outputs_are_git_ignored():
     assert out.stdout.split() == paths
     kept = subprocess.run(["git", "check-ignore", "runs/imbalance/cpu/x.ipynb"], cwd=ROOT, capture_output=True)
     assert kept.returncode == 1
+
+
+def test_a_run_recorded_by_another_section_is_copied_not_retrained(tmp_path, monkeypatch):
+    """``<runs>/<section>/<profile>``: a finished record with the same parameters in a sibling section's
+    folder of the same profile is copied (identical files), never trained again; other profiles and
+    folders outside the runs root are not searched."""
+    from mtl import experiment
+    from mtl.paths import sibling_run_dirs
+    monkeypatch.setenv("MTL_RUNS", str(tmp_path / "runs"))
+    spec = {"name": "tiny", "dataset": "multimnist", "dataset_kw": {"n_train": 32, "n_val": 16, "n_test": 16},
+            "backbone": "lenet", "train": {"epochs": 1, "batch_size": 16}}
+    first = train_run(tmp_path / "runs" / "a" / "cpu", spec)
+    assert sibling_run_dirs(tmp_path / "runs" / "b" / "cpu") == [tmp_path / "runs" / "a" / "cpu"]
+    assert sibling_run_dirs(tmp_path / "elsewhere" / "b" / "cpu") == []
+    def refuse(*a):
+        raise LookupError("trained a run recorded elsewhere")
+    monkeypatch.setattr(experiment, "_train", refuse)
+    copied = train_run(tmp_path / "runs" / "b" / "cpu", spec)
+    assert copied["copied_from"] == first["run_dir"] and copied["metrics"] == first["metrics"]
+    src, dst = Path(first["run_dir"]), Path(copied["run_dir"])
+    assert dst.parent == tmp_path / "runs" / "b" / "cpu"
+    assert sorted(p.name for p in dst.iterdir()) == sorted(p.name for p in src.iterdir())
+    assert all((dst / f.name).read_bytes() == f.read_bytes() for f in src.iterdir())
+    with pytest.raises(LookupError, match="trained a run recorded elsewhere"):
+        train_run(tmp_path / "runs" / "b" / "smoke", spec)            # another profile: not a sibling
