@@ -182,6 +182,15 @@ def test_the_gate_reads_each_points_history(monkeypatch):
     assert "2/6 plateaued" in g.detail                    # only t = 0 and t = 1 (their stage-1 histories)
 
 
+def test_plateau_table_lists_the_rising_runs_first():
+    r = _results(+1)
+    r[1]["history"]["extra"] = _history((0.2, 0.4, 0.6, 0.8, 0.9, 0.95))
+    df = F.plateau_table(r)
+    assert len(df) == 3 * 7 * 2 and (~df["plateaued"]).sum() == 2
+    assert df.loc[0, "run"] == "extra" and df.loc[0, "seed"] == 1 and not df.loc[0, "plateaued"]
+    assert df.loc[0, "share of the improvement in the last epochs"] == pytest.approx(0.35 / 0.75)
+
+
 def test_point_history_maps_points_to_their_runs():
     r = _results(+1)[0]
     r["history"] = {k: [k] for k in r["history"]}

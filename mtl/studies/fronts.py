@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from .. import adequacy as A
 from .. import profiles, sweep
 from .. import stats as ST
 from .. import weighting as W
@@ -292,6 +293,23 @@ def gate(results: dict, P: dict, out_dir=None, methods=("extra", "pamal")):
                  for m in methods for k, e in enumerate(r[m]["errors"])]
         parts.append(X.gate_metrics(f"seed {s}", items, triv, dirs))
     return X.gate_all(parts)
+
+
+def plateau_table(results: dict) -> pd.DataFrame:
+    """Per seed, training run and task: the share of its total validation-accuracy improvement made in
+    the last epochs of the plateau rule (:func:`mtl.adequacy.plateau_test`) and whether it passed; the
+    runs whose curve has not plateaued first."""
+    rows = []
+    for s, r in results.items():
+        for run, h in (r.get("history") or {}).items():
+            for task in h[-1]["val"] if h else ():
+                p = A.plateau_test(h, task, "acc", True)
+                share = p["recent"] / p["total"] if p.get("total") else float("nan")
+                rows.append({"seed": s, "run": run, "task": task, "epochs": len(h),
+                             "share of the improvement in the last epochs": share, "plateaued": bool(p["passed"])})
+    df = pd.DataFrame(rows, columns=["seed", "run", "task", "epochs", "share of the improvement in the last epochs",
+                                     "plateaued"])
+    return df.sort_values(["plateaued", "seed", "run", "task"]).reset_index(drop=True)
 
 
 def trivial_table(results: dict, P: dict, out_dir=None) -> pd.DataFrame:
