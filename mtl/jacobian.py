@@ -85,20 +85,27 @@ def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=Tru
     return [None if chunks[0][i] is None else torch.cat([ch[i] for ch in chunks]) for i in range(len(targets))]
 
 
-def _task_roots(losses: torch.Tensor):
-    """The stack node that assembles the T per-task losses (below any transform of the loss vector
-    such as log L; its T input edges are the tasks' subgraphs), or None when the graph has another shape."""
-    node, T = losses.grad_fn, losses.numel()
-    for _ in range(16):                                                       # a short chain of transforms
-        if node is None:
-            return None
-        nxt = [f for f, _ in node.next_functions if f is not None]
+def _task_roots(losses: torch.Tensor, limit: int = 64):
+    """(stack, transform): the stack node that assembles the T per-task losses (its T input edges are
+    the tasks' subgraphs) below a transform of the loss vector (log L; IMTL's e^s L − s, whose extra
+    leaf s joins outside the stack), and the transform's nodes walked to find it (at most ``limit``);
+    None when the graph has another shape."""
+    T, first = losses.numel(), losses.grad_fn
+    seen, todo, stack = set(), [first], None
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
         if type(node).__name__ == "StackBackward0" and len(node.next_functions) == T:
-            return node
-        if len(nxt) != 1:
-            return None
-        node = nxt[0]
-    return None
+            if stack is not None and stack is not node:
+                return None                                                   # two loss vectors: no single root
+            stack = node
+            continue
+        seen.add(node)
+        if len(seen) > limit:
+            return None                                                       # not a small transform
+        todo += [f for f, _ in node.next_functions if f is not None]
+    return None if stack is None else (stack, seen)
 
 
 def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor | None:
@@ -106,15 +113,18 @@ def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[tor
     separate: every node that consumes ``rep`` leads to one task's loss only, and no parameter in
     ``params`` (the shared ones) is used above ``rep``. Hooks on the consumers split the summed
     gradient by task. A batched backward of the identity rows would instead push T rows through
-    every head (T² head passes, mostly zeros). Transforms of the loss vector (log L) are applied
-    through their T×T Jacobian. Returns None when the graph does not have this shape.
+    every head (T² head passes, mostly zeros). Transforms of the loss vector (log L, e^s L − s) are
+    applied through their T×T Jacobian (diag(e^s) for IMTL), so they keep this path. Returns None when
+    the graph does not have this shape.
     """
     z_node = getattr(rep, "grad_fn", None)
-    stack = _task_roots(losses) if z_node is not None else None
-    if stack is None:
+    roots = _task_roots(losses) if z_node is not None else None
+    if roots is None:
         return None
+    (stack, transform), shared = roots, {id(p) for p in params}
+    if z_node in transform or any(id(getattr(n, "variable", None)) in shared for n in transform):
+        return None                                                           # the transform bypasses the stack
     z_key, T = (z_node, rep.output_nr), losses.numel()
-    shared = {id(p) for p in params}
     task_of: dict = {}                                                        # consumer node → task
     for t, (root, _) in enumerate(stack.next_functions):
         seen, todo = set(), [root] if root is not None else []
@@ -160,22 +170,36 @@ def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[tor
     return Dz
 
 
-def write_grads(params: Sequence[torch.Tensor], grads, accumulate: bool = True) -> None:
-    """Add ``grads`` (a flat vector [d] or a sequence of per-parameter tensors / None) into ``.grad``."""
+def write_grads(params: Sequence[torch.Tensor], grads, accumulate: bool = True, *, owned: bool = False,
+                keep: Sequence[torch.Tensor] = ()) -> None:
+    """Add ``grads`` (a flat vector [d] or a sequence of per-parameter tensors / None) into ``.grad``.
+
+    ``owned``: the per-parameter tensors were made for this call and nothing else uses them (the
+    results of ``torch.autograd.grad``, :meth:`FactoredJacobian.combined_grads`), so a parameter
+    without a ``.grad`` takes its tensor as it is instead of a copy — unless it is not contiguous or
+    shares memory with another gradient written here or with a tensor in ``keep`` (a gradient may be
+    the very ``grad_outputs`` tensor an autograd pass was given). A flat vector is always copied.
+    """
     params = list(params)
     if isinstance(grads, torch.Tensor):
         sizes = [p.numel() for p in params]
         if grads.numel() != sum(sizes):
             raise ValueError(f"gradient vector has {grads.numel()} entries, parameters have {sum(sizes)}")
-        grads = [g.view_as(p) for g, p in zip(grads.split(sizes), params)]
+        grads, owned = [g.view_as(p) for g, p in zip(grads.split(sizes), params)], False
+    taken = {t.untyped_storage().data_ptr() for t in keep}
     for p, g in zip(params, grads):
         if g is None:
             continue
         g = g.to(p.dtype)
         if accumulate and p.grad is not None:
             p.grad.add_(g)
+            continue
+        ptr = g.untyped_storage().data_ptr()
+        if owned and ptr not in taken and g.is_contiguous() and g.shape == p.shape:
+            p.grad = g.detach()
         else:
             p.grad = g.detach().clone()
+        taken.add(ptr)
 
 
 def split_parameters(model: torch.nn.Module, shared: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -379,17 +403,45 @@ class FactoredJacobian:
 
     def combine(self, w: torch.Tensor) -> torch.Tensor:
         """wᵀJ [d] = Σ_t w_t g_t from the factors (one [out, n]·[n, in] product per layer)."""
-        out = torch.empty(self.d, dtype=self.dtype, device=self.device)
-        w = _as_rows(w, self.T, out).view(-1)                                 # [T]
-        for off, p, kind, (A, X) in self._pieces():
-            blk = out[off:off + p.numel()]
-            if A is None:
-                blk.zero_()
-            elif kind == "weight":
-                torch.mm(torch.tensordot(w, A, dims=1).T, X, out=blk.view(p.shape))   # (Σ_t w_t D_t)ᵀ X
-            else:
-                blk.copy_(torch.tensordot(w, A.sum(1) if kind == "bias" else A.reshape(self.T, -1), dims=1))
+        out = torch.zeros(self.d, dtype=self.dtype, device=self.device)
+        off = 0
+        for p, g in zip(self.params, self.combined_grads(w)):
+            if g is not None:
+                out[off:off + p.numel()].copy_(g.reshape(-1))
+            off += p.numel()
         return out
+
+    def combined_grads(self, w: torch.Tensor, *, release: bool = False):
+        """Σ_t w_t g_t per parameter, in ``params`` order: a fresh tensor shaped like the parameter, or
+        None for one the losses do not reach (as ``torch.autograd.grad(..., allow_unused=True)`` gives).
+        With ``release`` each parameter's rows (or its layer's factors, once its weight and bias are
+        done) are dropped as soon as its tensor is made — the object is spent afterwards — so that
+        writing the tensors into ``.grad`` one by one never holds J's rows and the whole update at once."""
+        w = _as_rows(w, self.T, torch.empty(0, dtype=self.dtype, device=self.device)).view(-1)   # [T]
+        left = {}                                                             # layer → parameters still to do
+        for p in self.params:
+            key = self._bias_of.get(id(p), id(p))
+            if key in self.layers:
+                left[key] = left.get(key, 0) + 1
+        for p in self.params:
+            key = self._bias_of.get(id(p), id(p))
+            if key in self.layers:
+                D, X, weight, _ = self.layers[key]                            # D [T, n, out], X [n, in]
+                if D is None:
+                    g = None
+                elif p is weight:
+                    g = torch.mm(torch.tensordot(w, D, dims=1).T, X)          # (Σ_t w_t D_t)ᵀ X [out, in]
+                else:
+                    g = torch.tensordot(w, D.sum(1), dims=1)                  # [out]
+                left[key] -= 1
+                if release and left[key] == 0:
+                    del self.layers[key]
+            else:
+                A = self.rest[id(p)]                                          # [T, *p.shape] or None
+                g = None if A is None else torch.tensordot(w, A, dims=1)      # [*p.shape]
+                if release:
+                    del self.rest[id(p)]
+            yield g
 
     def accumulate_into(self, out: torch.Tensor, *, beta: float = 1.0, scale=1.0) -> torch.Tensor:
         """out [T, d] ← β·out + diag(scale)·J in place, without a J temporary; β = 0 ignores out's values."""

@@ -7,8 +7,9 @@ None, w [T])`` ("factored": per-task gradient vectors kept as state — DB-MTL, 
 updated in place from ``jac`` without forming J), else ``weights(J, losses) -> w [T]`` or
 ``direction(J, losses, ctx) -> (d [d], w [T] | None)`` ("jacobian"). ``backward`` picks the
 computation from that declaration and the mode through one table, :data:`ENGINE`: in "param" mode
-G by :func:`mtl.jacobian.gramian` or a :class:`~mtl.jacobian.FactoredJacobian` (neither forms J)
-then one backward of Σ_t w_t L_t, else J by :func:`mtl.jacobian.jacobian`; the result is applied:
+G and Σ_t w_t g_t from one :class:`~mtl.jacobian.FactoredJacobian` (J never formed, no second
+backward: the update is made from the rows already computed, parameter by parameter), else J by
+:func:`mtl.jacobian.jacobian`; the result is applied:
 
 * ``mode="param"``: J is w.r.t. the shared parameters; d is added to their ``.grad``.
 * ``mode="rep"``: J is w.r.t. the shared representation ``ctx.rep`` (flattened, one row per
@@ -35,7 +36,7 @@ from .base import StepContext, Weighting
 
 # (declared needs, mode) -> the step ``backward`` takes: the only place the computation is chosen.
 ENGINE = {
-    ("gramian", "param"): "_backward_gram",          # G = JJᵀ without J, then one weighted backward
+    ("gramian", "param"): "_backward_gram",          # G = JJᵀ and wᵀJ from the same factors, J never formed
     ("factored", "param"): "_backward_factored",     # J's layer factors feed ``track``; J never formed
     ("jacobian", "param"): "_backward_jacobian",     # J w.r.t. the shared parameters
     ("gramian", "rep"): "_backward_jacobian",        # J w.r.t. the shared representation, for every kind
@@ -123,7 +124,7 @@ class GradientWeighting(Weighting):
         with torch.no_grad():
             d, w = self.track(jac, losses.detach(), ctx)                 # [D] | None, [T]
         if d is None:
-            return self._apply_weights(w, losses, shared, ctx)
+            return self._apply_combination(jac, w, losses, shared, ctx)
         self._apply(d, losses, shared, ctx)
         return {"weights": w.detach()}
 
@@ -147,12 +148,38 @@ class GradientWeighting(Weighting):
         return {} if w is None else {"weights": w.detach()}
 
     def _backward_gram(self, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
-        """G without J, weights, then the shared gradient Σ_t w_t g_t by one ordinary backward."""
-        G = self.step_gram(losses, ctx).detach().double().cpu().numpy()                     # [T, T]
+        """G without J, weights, then the shared gradient Σ_t w_t g_t from the same rows (or factors) when
+        J is this batch's w.r.t. every shared parameter; else (a method's own Gramian, as SDMGrad's of
+        other batches, or its own inputs, as AvgNorm's last layer) by one weighted backward."""
+        jac = None
+        if self._gram_is_of_the_update(shared, ctx):
+            jac = FactoredJacobian(losses, shared, chunk_size=self.chunk_size, rep=ctx.rep)
+            G = jac.gram()                                                           # [T, T]
+        else:
+            G = self.step_gram(losses, ctx)
+        G = G.detach().double().cpu().numpy()
         with torch.no_grad():
             w = torch.as_tensor(self.gram_weights((G + G.T) / 2, losses.detach()), dtype=losses.dtype,
                                 device=losses.device)                                    # [T]
-        return self._apply_weights(w, losses, shared, ctx)
+        if jac is None:
+            return self._apply_weights(w, losses, shared, ctx)
+        return self._apply_combination(jac, w, losses, shared, ctx)
+
+    def _gram_is_of_the_update(self, shared: list, ctx: StepContext) -> bool:
+        """Whether ``step_gram`` is JJᵀ of this batch w.r.t. exactly ``shared`` (the default hook, and
+        ``jacobian_inputs`` giving the shared parameters), so its rows also give Σ_t w_t g_t."""
+        if type(self).step_gram is not GradientWeighting.step_gram:
+            return False
+        return [id(p) for p in self.jacobian_inputs(ctx.model)] == [id(p) for p in shared]
+
+    def _apply_combination(self, jac: FactoredJacobian, w: torch.Tensor, losses: torch.Tensor, shared: list,
+                           ctx: StepContext) -> dict:
+        """Shared ``.grad`` += Σ_t w_t g_t from ``jac``'s rows, one parameter at a time (no backward, no
+        copy); with ``loss_weights`` the rest of the network gets ∇ Σ_t w_t L_t, else ∇ Σ_t L_t."""
+        w = w.detach().to(losses.dtype)                                               # [T]
+        write_grads(shared, jac.combined_grads(w, release=True), owned=True)
+        self._apply_others(losses, shared, ctx, retain_graph=False, w=w if self.loss_weights else None)
+        return {"weights": w}
 
     def _apply_weights(self, w: torch.Tensor, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
         """Shared ``.grad`` += Σ_t w_t g_t by one backward (the whole network if ``loss_weights``)."""
@@ -160,22 +187,26 @@ class GradientWeighting(Weighting):
         if self.loss_weights:
             (w * losses).sum().backward()
             return {"weights": w}
-        write_grads(shared, torch.autograd.grad((w * losses).sum(), shared, retain_graph=True, allow_unused=True))
+        write_grads(shared, torch.autograd.grad((w * losses).sum(), shared, retain_graph=True, allow_unused=True),
+                    owned=True)
         self._apply_others(losses, shared, ctx, retain_graph=False)
         return {"weights": w}
 
-    def _apply_others(self, losses, shared, ctx, retain_graph: bool) -> None:
-        """Task-specific and the method's own parameters get the plain gradient of Σ_t L_t."""
+    def _apply_others(self, losses, shared, ctx, retain_graph: bool, w: torch.Tensor | None = None) -> None:
+        """Task-specific and the method's own parameters get the plain gradient of Σ_t L_t (Σ_t w_t L_t
+        with loss weights ``w``)."""
         others = split_parameters(ctx.model, shared) + [p for p in self.parameters() if p.requires_grad]
         if others:
-            write_grads(others, torch.autograd.grad(losses.sum(), others, retain_graph=retain_graph, allow_unused=True))
+            total = losses.sum() if w is None else (w * losses).sum()
+            write_grads(others, torch.autograd.grad(total, others, retain_graph=retain_graph, allow_unused=True),
+                        owned=True)
 
     def _apply(self, d: torch.Tensor, losses: torch.Tensor, shared: list, ctx: StepContext) -> None:
         """Shared ``.grad`` += d (through the encoder in rep mode); the rest gets ∇ Σ_t L_t."""
         self._apply_others(losses, shared, ctx, retain_graph=True)
         if self.mode == "rep":
-            grads = torch.autograd.grad(ctx.rep, shared, grad_outputs=d.view_as(ctx.rep).to(ctx.rep.dtype),
-                                        allow_unused=True)
-            write_grads(shared, grads)
+            dz = d.view_as(ctx.rep).to(ctx.rep.dtype)
+            grads = torch.autograd.grad(ctx.rep, shared, grad_outputs=dz, allow_unused=True)
+            write_grads(shared, grads, owned=True, keep=(d, dz))
         else:
             write_grads(shared, d)
