@@ -1,0 +1,212 @@
+"""The engine's update equals a naive reference for every registered gradient method, in every mode.
+
+Reference: T separate backward passes of the method's (transformed) task losses, one per task, for
+every parameter; the method's weights from those rows (its Gramian, or its ``direction`` of J);
+then the update written by hand: shared parameters Σ_t w_t g_t (through the encoder in "rep" mode),
+task heads and the method's own parameters ∇ Σ_t L_t (Σ_t w_t L_t everywhere for loss-weight
+methods). Float64, so the engine's fast paths (factored Gramians, heads crossed once, the combined
+update from the rows already formed, no copies) may differ from it by rounding only.
+"""
+import copy
+import inspect
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import mtl.weighting as W
+from mtl.jacobian import FactoredJacobian, write_grads
+from mtl.models import MultiTaskModel
+from mtl.weighting import GradientWeighting, StepContext
+
+T = 3
+
+
+def gradient_methods():
+    """(name, mode) for every registered method the engine computes (a GradientWeighting that does not
+    implement its own backward), in each mode it declares."""
+    out = []
+    for name in W.names():
+        cls = W.WEIGHTINGS.get(name)
+        if issubclass(cls, GradientWeighting) and W.info(name).needs != "custom":
+            out += [(name, mode) for mode in W.info(name).modes]
+    return out
+
+
+CASES = gradient_methods()
+
+
+class _Encoder(nn.Module):
+    """A conv layer (dense rows), a linear layer (factored rows) and a parameter no loss reaches."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.fc = nn.Linear(3 * 4 * 4, 6)
+        self.unused = nn.Parameter(torch.ones(2))
+
+    def forward(self, x):                                          # [B, 2, 4, 4] -> [B, 6]
+        return torch.tanh(self.fc(torch.relu(self.conv(x)).flatten(1)))
+
+
+def _model(seed=0) -> MultiTaskModel:
+    torch.manual_seed(seed)
+    heads = {f"t{i}": nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 1)) for i in range(T)}
+    return MultiTaskModel(_Encoder(), heads).double()
+
+
+def _batches():
+    g = torch.Generator().manual_seed(1)
+    return [(torch.randn(5, 2, 4, 4, generator=g, dtype=torch.float64),
+             torch.randn(T, 5, generator=g, dtype=torch.float64)) for _ in range(4)]
+
+
+def _losses(model, batch):
+    x, y = batch
+    z = model.encode(x)
+    preds = model.decode(z)
+    return torch.stack([(preds[t].squeeze(1) - y[i]).pow(2).mean() + 0.1 * (i + 1)
+                        for i, t in enumerate(model.tasks)]), z
+
+
+def _ctx(model, batches, rep):
+    extra = iter(batches[1:])
+    return StepContext(model=model, batch=batches[0], rep=rep, loss_fn=lambda b: _losses(model, b)[0],
+                       rep_loss_fn=lambda b: _losses(model, b), next_batch=lambda split: next(extra))
+
+
+def _seed():
+    torch.manual_seed(5), np.random.seed(5), random.seed(5)
+
+
+def _rows(losses, inputs):
+    """Per input the stacked gradients [T, *shape] of every loss (None when no loss reaches it), by T backward passes."""
+    per = [torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True) for loss in losses]
+    return [None if all(r[i] is None for r in per) else
+            torch.stack([torch.zeros_like(x) if r[i] is None else r[i] for r in per]) for i, x in enumerate(inputs)]
+
+
+def _flat(rows, inputs):
+    """J [T, d] from per-input rows, zeros for an input no loss reaches."""
+    return torch.cat([torch.zeros(T, x.numel(), dtype=x.dtype) if r is None else r.reshape(T, -1)
+                      for r, x in zip(rows, inputs)], 1)
+
+
+def _reference(method, model, batches, mode):
+    """{parameter name: expected .grad} from the naive loop (see the module docstring)."""
+    raw, z = _losses(model, batches[0])
+    losses = method.transform(raw)                                             # [T]
+    named = list(model.named_parameters()) + [(f"method.{i}", p) for i, p in enumerate(method.parameters())]
+    shared = {id(p) for p in model.shared_parameters()}
+    ids = {id(p): n for n, p in named}
+    reached = [(n, p) for n, p in named if not isinstance(p, nn.parameter.UninitializedParameter)]
+    all_rows = {n: None for n, _ in named} | dict(zip([n for n, _ in reached], _rows(losses, [p for _, p in reached])))
+    if mode == "rep":
+        J = torch.stack([torch.autograd.grad(loss, z, retain_graph=True)[0].reshape(-1) for loss in losses])
+    else:
+        J = _flat([all_rows[ids[id(p)]] for p in model.shared_parameters()], model.shared_parameters())
+    ctx = _ctx(model, batches, z if mode == "rep" else None)
+    _seed()
+    with torch.no_grad():
+        if W.info(method.info.name).needs == "gramian" and mode == "param":
+            inputs = method.jacobian_inputs(model)
+            if method.info.batches == 3:                       # SDMGrad: J₁J₂ᵀ of the two extra batches
+                with torch.enable_grad():
+                    G = _flat(_rows(_losses(model, batches[1])[0], inputs), inputs) @ _flat(
+                        _rows(_losses(model, batches[2])[0], inputs), inputs).T
+            else:
+                Ji = _flat([all_rows[ids[id(p)]] for p in inputs], inputs)
+                G = Ji @ Ji.T
+            G = G.numpy()
+            w = torch.as_tensor(method.gram_weights((G + G.T) / 2, losses.detach()), dtype=torch.float64)
+            d = w @ J
+        else:
+            d, w = method.direction(J, losses.detach(), ctx)
+    if mode == "rep" and not method.loss_weights:
+        enc = dict(zip([ids[id(p)] for p in model.shared_parameters()],
+                       torch.autograd.grad(z, model.shared_parameters(), grad_outputs=d.view_as(z), allow_unused=True)))
+    expected, off = {}, 0
+    for n, p in named:
+        rows = all_rows[n]
+        if method.loss_weights and not n.startswith("method."):
+            expected[n] = None if rows is None else torch.tensordot(w.to(rows.dtype), rows, dims=1)
+        elif id(p) in shared and mode == "param":
+            expected[n] = None if rows is None else d[off:off + p.numel()].view_as(p)
+        elif id(p) in shared:
+            expected[n] = enc[n]
+        else:
+            expected[n] = None if rows is None else rows.sum(0)
+        off += p.numel() if id(p) in shared else 0
+        if n.startswith("method.") and p.grad is not None:     # a method that sets its own grads (GradNorm)
+            expected[n] = p.grad.clone() if expected[n] is None else expected[n] + p.grad
+    return expected
+
+
+def _engine(method, model, batches, mode):
+    losses, z = _losses(model, batches[0])
+    _seed()
+    method.backward(losses, _ctx(model, batches, z if method.needs == "rep" else None))
+    named = list(model.named_parameters()) + [(f"method.{i}", p) for i, p in enumerate(method.parameters())]
+    return {n: None if p.grad is None else p.grad.clone() for n, p in named}
+
+
+def _fresh(name, mode):
+    kw = {"mode": mode} if "mode" in inspect.signature(W.WEIGHTINGS.get(name)).parameters else {}
+    return W.create(name, **kw)
+
+
+@pytest.mark.parametrize("name,mode", CASES, ids=[f"{n}-{m}" for n, m in CASES])
+def test_engine_update_equals_the_naive_loop(name, mode):
+    method = _fresh(name, mode)
+    model, ref_model = _model(), _model()
+    ref_method = copy.deepcopy(method)
+    got = _engine(method, model, _batches(), mode)
+    want = _reference(ref_method, ref_model, _batches(), mode)
+    assert set(got) == set(want)
+    for n in got:
+        if want[n] is None or (not want[n].any() and n.startswith("method.")):
+            assert got[n] is None or not got[n].any(), n
+            continue
+        assert got[n] is not None, f"{n}: no gradient written"
+        torch.testing.assert_close(got[n], want[n], rtol=1e-9, atol=1e-11, msg=lambda m: f"{name}/{mode} {n}: {m}")
+    if W.info(name).needs == "gramian" or mode == "rep":      # (a tracked state direction is dense: zeros there)
+        assert got["encoder.unused"] is None                   # never reached: no update, as autograd leaves it
+
+
+def test_the_cases_cover_every_engine_path():
+    kinds = {(W.info(n).needs, m) for n, m in CASES}
+    assert {("gramian", "param"), ("gramian", "rep"), ("factored", "param"), ("jacobian", "rep")} <= kinds
+    assert any(W.WEIGHTINGS.get(n).loss_weights for n, _ in CASES)                 # GradNorm, AvgNorm
+    assert any(W.WEIGHTINGS.get(n).transform is not GradientWeighting.transform for n, _ in CASES)   # IMTL, DB-MTL
+
+
+def test_combined_grads_equal_the_combined_jacobian_and_release_the_rows():
+    model = _model()
+    losses, z = _losses(model, _batches()[0])
+    shared = model.shared_parameters()
+    jac = FactoredJacobian(losses, shared, rep=z)
+    w = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+    flat = jac.combine(w)                                                       # [d]
+    parts = list(jac.combined_grads(w, release=True))
+    assert parts[[id(p) for p in shared].index(id(model.encoder.unused))] is None
+    torch.testing.assert_close(torch.cat([torch.zeros(p.numel(), dtype=p.dtype) if g is None else g.reshape(-1)
+                                          for p, g in zip(shared, parts)]), flat)
+    assert not jac.layers and not jac.rest                                      # spent: every row dropped
+
+
+def test_owned_gradients_are_taken_without_a_copy_unless_they_alias():
+    a, b, c = (nn.Parameter(torch.zeros(3)) for _ in range(3))
+    g, kept = torch.ones(3), torch.full((3,), 2.0)
+    write_grads([a, b, c], [g, g, kept], owned=True, keep=(kept,))
+    assert a.grad.data_ptr() == g.data_ptr()                                   # taken as is
+    assert b.grad.data_ptr() != g.data_ptr() and c.grad.data_ptr() != kept.data_ptr()   # aliases are copied
+    b.grad.add_(1)
+    assert torch.equal(a.grad, torch.ones(3)) and torch.equal(c.grad, kept)
+    write_grads([a], torch.ones(3), owned=True)                                # a flat vector: accumulated
+    assert torch.equal(a.grad, torch.full((3,), 2.0))
+    x = nn.Parameter(torch.zeros(3))
+    write_grads([x], [torch.ones(1).expand(3)], owned=True)                    # not contiguous: copied
+    x.grad.add_(1)
+    assert torch.equal(x.grad, torch.full((3,), 2.0))
