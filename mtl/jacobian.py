@@ -19,6 +19,7 @@ same interface.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Sequence
 
 import torch
@@ -40,13 +41,15 @@ def flatten(tensors: Sequence[torch.Tensor], batch: int | None = None) -> torch.
 
 
 def jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, chunk_size: int | None = None,
-             retain_graph: bool = False, rep: torch.Tensor | None = None) -> torch.Tensor:
+             retain_graph: bool = False, rep: torch.Tensor | None = None, loop: bool = False) -> torch.Tensor:
     """J [T, d]: row t is the gradient of ``losses[t]`` w.r.t. ``inputs`` (flattened, concatenated).
 
     Inputs that a loss does not reach give zeros. With ``chunk_size=c`` the rows are computed
-    ``c`` at a time (ceil(T/c) batched backward passes); ``c=1`` is the plain loop of T passes.
+    ``c`` at a time (ceil(T/c) batched backward passes of c rows each).
     ``rep`` (the shared representation) lets separate task heads be crossed by one ordinary
-    backward instead of T batched rows each (see :func:`head_gradients`).
+    backward instead of T batched rows each (see :func:`head_gradients`). ``loop`` makes the rows by
+    T ordinary backward passes instead of vmapped ones (faster for convolutions on CPU, see
+    :func:`_batched_grads`).
     """
     if losses.dim() != 1:
         raise ValueError(f"losses must be a vector [T], got shape {tuple(losses.shape)}")
@@ -59,14 +62,20 @@ def jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, chunk_size
         if Dz is not None:
             return Dz.reshape(T, -1)                                          # [T, numel(rep)]
         rep = None
-    grads = _batched_grads(losses, inputs, chunk_size, rep, inputs, retain_graph=retain_graph, materialize=True)
+    grads = _batched_grads(losses, inputs, chunk_size, rep, inputs, retain_graph=retain_graph, materialize=True,
+                           loop=loop)
     return flatten(grads, batch=T)                                            # [T, d]
 
 
-def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=True, materialize=False) -> list:
+def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=True, materialize=False,
+                   loop=False) -> list:
     """Per target the stacked per-task gradients [T, *target.shape] (None if unreached, unless
     ``materialize``): batched backward passes of the identity rows from ``losses``, or, when the
-    task heads above ``rep`` are separate, from ``rep`` with the heads' gradients as the rows."""
+    task heads above ``rep`` are separate, from ``rep`` with the heads' gradients as the rows.
+    ``loop``: one ordinary backward per row instead (``chunk_size`` is then moot). A vmapped backward
+    of a convolution runs its rows one after the other anyway, with the overhead of the batching
+    rules on top, so on CPU the loop is faster there; which is faster is measured, not assumed
+    (:class:`mtl.weighting.GradientWeighting`'s engine ``"auto"``)."""
     T = losses.numel()
     c = _check_chunk(chunk_size, T)
     Dz = head_gradients(losses, rep, params) if rep is not None else None
@@ -74,6 +83,8 @@ def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=Tru
         outputs, rows = losses, torch.eye(T, dtype=losses.dtype, device=losses.device)   # [T, T]
     else:
         outputs, rows = rep, Dz                                                          # [T, *rep.shape]
+    if loop:
+        return _looped_grads(outputs, targets, rows, retain_graph, materialize)
     chunks = []
     for start in range(0, T, c):
         last = start + c >= T
@@ -83,6 +94,23 @@ def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=Tru
     if len(chunks) == 1:
         return list(chunks[0])
     return [None if chunks[0][i] is None else torch.cat([ch[i] for ch in chunks]) for i in range(len(targets))]
+
+
+def _looped_grads(outputs, targets, rows, retain_graph: bool, materialize: bool) -> list:
+    """:func:`_batched_grads` by one ordinary backward per row of ``rows`` [T, *outputs.shape]; a target
+    some row reaches gets zeros for the others (as the batched backward gives), None if none does."""
+    T = rows.shape[0]
+    per = [torch.autograd.grad(outputs, targets, grad_outputs=rows[t], retain_graph=retain_graph or t < T - 1,
+                               allow_unused=True, materialize_grads=materialize) for t in range(T)]
+    out = []
+    for i, x in enumerate(targets):
+        got = [r[i] for r in per]
+        if all(g is None for g in got):
+            out.append(None)
+            continue
+        ref = next(g for g in got if g is not None)
+        out.append(torch.stack([torch.zeros_like(ref) if g is None else g for g in got]))   # [T, *x.shape]
+    return out
 
 
 def _task_roots(losses: torch.Tensor, limit: int = 64):
@@ -324,7 +352,7 @@ class FactoredJacobian:
     """
 
     def __init__(self, losses: torch.Tensor, params: Sequence[torch.Tensor], *, chunk_size: int | None = None,
-                 rep: torch.Tensor | None = None):
+                 rep: torch.Tensor | None = None, loop: bool = False):
         if losses.dim() != 1:
             raise ValueError(f"losses must be a vector [T], got shape {tuple(losses.shape)}")
         self.params = list(params)
@@ -337,11 +365,16 @@ class FactoredJacobian:
         self.T = losses.numel()
         self.d = sum(p.numel() for p in self.params)
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
-        outs = _batched_grads(losses, edges + rest, chunk_size, rep, self.params)   # None: not reached
+        outs = _batched_grads(losses, edges + rest, chunk_size, rep, self.params, loop=loop)   # None: not reached
         # per layer (D [T, n, out] or None, X [n, in], weight, bias | None); keyed by the weight's id
         self.layers = {id(w): (D, X, w, b) for (_, X, w, b), D in zip(layers, outs[:len(edges)])}
         self.rest = {id(p): g for p, g in zip(rest, outs[len(edges):])}        # [T, *p.shape] or None
         self._bias_of = {id(b): id(w) for _, _, w, b in layers if b is not None}
+
+    def digest(self) -> str:
+        """A hash of every factor's bytes: two factored Jacobians with the same digest are bit-identical
+        (the engine's cost model compares its candidate paths with it, without holding both)."""
+        return digest([t for D, X, *_ in self.layers.values() for t in (D, X)] + list(self.rest.values()))
 
     def _rest_rows(self) -> torch.Tensor | None:
         ps = [p for p in self.params if id(p) in self.rest]
@@ -483,6 +516,19 @@ class FactoredJacobian:
                     yield off + c, A[:, c:c + max_cols]
 
 
+def digest(tensors: Sequence[torch.Tensor | None]) -> str:
+    """SHA-1 of the tensors' dtypes, shapes and bytes in order (None counts too): equal digests, bit-identical tensors."""
+    h = hashlib.sha1()
+    for t in tensors:
+        if t is None:
+            h.update(b"none;")
+            continue
+        t = t.detach().contiguous().cpu()
+        h.update(f"{t.dtype}{tuple(t.shape)};".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def _check_out(out: torch.Tensor, T: int, d: int) -> None:
     if out.shape != (T, d) or not out.is_contiguous():
         raise ValueError(f"out must be a contiguous [T, d] = [{T}, {d}] tensor, got shape {tuple(out.shape)}"
@@ -520,14 +566,14 @@ def block_gramian(groups: Sequence[torch.Tensor], params: Sequence[torch.Tensor]
 
 def gramian(losses: torch.Tensor, params: Sequence[torch.Tensor], *, other: torch.Tensor | None = None,
             chunk_size: int | None = None, rep: torch.Tensor | None = None,
-            other_rep: torch.Tensor | None = None) -> torch.Tensor:
+            other_rep: torch.Tensor | None = None, loop: bool = False) -> torch.Tensor:
     """G = J Jᵀ [T, T] of ``losses`` w.r.t. ``params`` without forming J for linear layers (see
     :class:`FactoredJacobian`), or with ``other`` (the losses of another batch) the cross-Gramian J Jₒᵀ.
     ``rep`` / ``other_rep``: the shared representation in each graph (separate heads crossed once)."""
-    fa = FactoredJacobian(losses.reshape(-1), params, chunk_size=chunk_size, rep=rep)
+    fa = FactoredJacobian(losses.reshape(-1), params, chunk_size=chunk_size, rep=rep, loop=loop)
     if other is None:
         return fa.gram()
-    return fa.gram(FactoredJacobian(other.reshape(-1), params, chunk_size=chunk_size, rep=other_rep))
+    return fa.gram(FactoredJacobian(other.reshape(-1), params, chunk_size=chunk_size, rep=other_rep, loop=loop))
 
 
 def representation_grads(losses: torch.Tensor, z: torch.Tensor, layout: str, create_graph: bool = True) -> list:

@@ -10,6 +10,7 @@ update from the rows already formed, no copies) may differ from it by rounding o
 import copy
 import inspect
 import random
+import time
 
 import numpy as np
 import pytest
@@ -17,9 +18,12 @@ import torch
 from torch import nn
 
 import mtl.weighting as W
+from mtl.experiment import RunSpec
 from mtl.jacobian import FactoredJacobian, write_grads
 from mtl.models import MultiTaskModel
+from mtl.train import TrainConfig, fit
 from mtl.weighting import GradientWeighting, StepContext
+from mtl.weighting.gradient import RowPath
 
 T = 3
 
@@ -146,6 +150,12 @@ def _reference(method, model, batches, mode):
 
 def _engine(method, model, batches, mode):
     losses, z = _losses(model, batches[0])
+    method.backward(losses, _ctx(model, batches, z if method.needs == "rep" else None))   # warm: "auto" chooses
+    model.zero_grad(set_to_none=True)
+    for p in method.parameters():
+        p.grad = None
+    method.reset()
+    losses, z = _losses(model, batches[0])
     _seed()
     method.backward(losses, _ctx(model, batches, z if method.needs == "rep" else None))
     named = list(model.named_parameters()) + [(f"method.{i}", p) for i, p in enumerate(method.parameters())]
@@ -157,11 +167,13 @@ def _fresh(name, mode):
     return W.create(name, **kw)
 
 
+@pytest.mark.parametrize("path", ["batched", "loop"])
 @pytest.mark.parametrize("name,mode", CASES, ids=[f"{n}-{m}" for n, m in CASES])
-def test_engine_update_equals_the_naive_loop(name, mode):
+def test_engine_update_equals_the_naive_loop(name, mode, path):
     method = _fresh(name, mode)
     model, ref_model = _model(), _model()
     ref_method = copy.deepcopy(method)
+    method.configure(engine=path)
     got = _engine(method, model, _batches(), mode)
     want = _reference(ref_method, ref_model, _batches(), mode)
     assert set(got) == set(want)
@@ -210,3 +222,71 @@ def test_owned_gradients_are_taken_without_a_copy_unless_they_alias():
     write_grads([x], [torch.ones(1).expand(3)], owned=True)                    # not contiguous: copied
     x.grad.add_(1)
     assert torch.equal(x.grad, torch.full((3,), 2.0))
+
+
+# ----------------------------------------------------------------------------- the cost model
+class _Rows:
+    """A stand-in for a path's rows: its time is spent by ``build``, its bytes given by ``fp``."""
+
+    def __init__(self, fp):
+        self.fp = fp
+
+
+def _build(seconds: dict, prints: dict, log: list):
+    def build(loop):
+        name = "loop" if loop else "batched"
+        log.append(name)
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds[name]:
+            pass
+        return _Rows(prints[name])
+    return build
+
+
+@pytest.mark.parametrize("same_bits,loop_faster,chosen", [
+    (True, True, "loop"), (True, False, "batched"),
+    (False, True, "batched"),                            # different bits: the fixed rule, whatever the clock says
+])
+def test_auto_takes_the_loop_only_when_faster_and_bit_identical(same_bits, loop_faster, chosen):
+    fast, slow = 0.0, 0.01
+    seconds = {"loop": fast if loop_faster else slow, "batched": slow if loop_faster else fast}
+    log = []
+    path = RowPath("auto")
+    build = _build(seconds, {"batched": "a", "loop": "a" if same_bits else "b"}, log)
+    path.make(build, fingerprint=lambda r: r.fp)
+    assert path.chosen == chosen and path.identical is same_bits
+    assert log == ["batched", "loop", "batched", "loop", chosen]        # timed once per run, then reused
+    path.make(build, fingerprint=lambda r: r.fp)
+    assert log[-1] == chosen and len(log) == 6
+    rep = path.report()
+    assert rep["path"] == chosen and set(rep["ms"]) == {"batched", "loop"}
+
+
+def test_a_fixed_path_is_never_timed_and_a_bad_one_is_refused():
+    log = []
+    RowPath("loop").make(_build({"loop": 0, "batched": 0}, {"loop": 1, "batched": 1}, log))
+    assert log == ["loop"]
+    with pytest.raises(ValueError, match="engine"):
+        RowPath("vmap")
+    with pytest.raises(ValueError, match="engine"):
+        TrainConfig(engine="fast")
+
+
+def _tiny_fit(engine):
+    from tests.test_weighting import tiny_bundle, tiny_model
+    return fit(tiny_model(), tiny_bundle(), W.create("mgda", mode="param"),
+               TrainConfig(epochs=2, batch_size=8, max_steps_per_epoch=3, device="cpu", seed=1, engine=engine))
+
+
+def test_the_choice_is_recorded_and_changes_no_number():
+    auto, batched = _tiny_fit("auto"), _tiny_fit("batched")
+    assert auto.info["engine"]["path"] in ("batched", "loop") and "ms" in auto.info["engine"]
+    assert batched.info["engine"] == {"path": "batched", "set": True}
+    assert auto.final == batched.final and [e["train_loss"] for e in auto.epochs] == \
+        [e["train_loss"] for e in batched.epochs]                                     # bit for bit
+
+
+def test_the_engine_setting_is_not_part_of_the_run_id():
+    base = {"dataset": "multimnist", "backbone": "lenet", "name": "demo", "weighting": "mgda"}
+    ids = {RunSpec.from_dict({**base, "train": {"engine": e}}).params().__repr__() for e in ("auto", "batched", "loop")}
+    assert ids == {repr(RunSpec.from_dict(base).params())}

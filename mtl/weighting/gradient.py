@@ -25,11 +25,13 @@ relative to that (e.g. MGDA's convex combination, CAGrad's 1/(1+c²) rescaling, 
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
-from ..checks import check_count
-from ..jacobian import DenseJacobian, FactoredJacobian, gramian, jacobian, split_parameters, write_grads
+from ..checks import check_choice, check_count
+from ..jacobian import DenseJacobian, FactoredJacobian, digest, gramian, jacobian, split_parameters, write_grads
 from ..registry import MODES, MethodInfo
 from ._linalg import gram
 from .base import StepContext, Weighting
@@ -43,6 +45,63 @@ ENGINE = {
     ("factored", "rep"): "_backward_jacobian",
     ("jacobian", "rep"): "_backward_jacobian",
 }
+
+ROW_PATHS = ("auto", "batched", "loop")   # how the per-task rows are made (see RowPath)
+
+
+class RowPath:
+    """The cost model: how the per-task rows (J, or its factors) are made, chosen once per run.
+
+    "batched": one vmapped backward of the T rows (``is_grads_batched``); "loop": T ordinary backward
+    passes; "auto" (the default): on the first step both are made twice, alternately, and timed
+    (wall clock, the device synchronised); "loop" is taken only when it is faster **and** its rows
+    are bit-identical to the batched ones on that step (compared by digest, never both held at
+    once); otherwise "batched" — a fixed rule, so the choice changes the speed of a run, never its
+    numbers. (Factored rows are used wherever a layer allows them, on either path; "rep" mode is a
+    different method, never chosen for speed.) ``report()`` is what the run records in ``info["engine"]``.
+    """
+
+    def __init__(self, path: str = "auto"):
+        check_choice("engine", path, ROW_PATHS)
+        self.path = path
+        self.chosen: str | None = None if path == "auto" else path
+        self.ms: dict = {}
+        self.identical: bool | None = None
+
+    def make(self, build, fingerprint=digest):
+        """``build(loop: bool)`` on the chosen path (choosing it first if "auto")."""
+        if self.chosen is None:
+            self._choose(build, fingerprint)
+        return build(self.chosen == "loop")
+
+    def _choose(self, build, fingerprint) -> None:
+        times, prints = {"batched": [], "loop": []}, set()
+        for _ in range(2):
+            for name in times:
+                t0 = time.perf_counter()
+                rows = build(name == "loop")
+                _sync(rows)
+                times[name].append(time.perf_counter() - t0)
+                prints.add(fingerprint(rows))
+                del rows
+        self.ms = {k: round(min(v) * 1000, 3) for k, v in times.items()}
+        self.identical = len(prints) == 1
+        self.chosen = "loop" if self.identical and self.ms["loop"] < self.ms["batched"] else "batched"
+
+    def report(self) -> dict:
+        if self.path != "auto":
+            return {"path": self.chosen, "set": True}
+        return {} if self.chosen is None else {"path": self.chosen, "ms": self.ms, "identical": self.identical}
+
+
+def _sync(rows) -> None:
+    dev = getattr(rows, "device", None)
+    if dev is not None and torch.device(dev).type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _rows_digest(rows) -> str:
+    return rows.digest() if isinstance(rows, FactoredJacobian) else digest([rows])
 
 
 class GradientWeighting(Weighting):
@@ -58,6 +117,19 @@ class GradientWeighting(Weighting):
             raise ValueError(f"{type(self).__name__} supports mode in {self.info.modes}, got {mode!r}")
         self.mode = mode
         self.chunk_size = None if chunk_size is None else check_count("chunk_size", chunk_size)
+        self._rows = RowPath()
+
+    def configure(self, *, engine: str = "auto") -> None:
+        """How the per-task rows are made (:class:`RowPath`); a fresh choice for the next run."""
+        self._rows = RowPath(engine)
+
+    def engine_info(self) -> dict:
+        return self._rows.report()
+
+    def _row_path(self) -> RowPath:
+        if not hasattr(self, "_rows"):                    # a subclass that skipped __init__
+            self._rows = RowPath()
+        return self._rows
 
     @property
     def needs(self) -> str:
@@ -120,7 +192,9 @@ class GradientWeighting(Weighting):
 
     def _backward_factored(self, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
         """``track`` on the factored J of the shared parameters (J never formed), then apply d or w."""
-        jac = FactoredJacobian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, rep=ctx.rep)
+        inputs = self.jacobian_inputs(ctx.model)
+        jac = self._row_path().make(lambda loop: FactoredJacobian(losses, inputs, chunk_size=self.chunk_size,
+                                                                  rep=ctx.rep, loop=loop), _rows_digest)
         with torch.no_grad():
             d, w = self.track(jac, losses.detach(), ctx)                 # [D] | None, [T]
         if d is None:
@@ -134,11 +208,11 @@ class GradientWeighting(Weighting):
             if ctx.rep is None:
                 raise ValueError(f"{type(self).__name__}(mode='rep') needs ctx.rep; "
                                  "the loop keeps it when needs == 'rep'")
-            # [T, numel(rep)]
-            J = jacobian(losses, [ctx.rep], chunk_size=self.chunk_size, retain_graph=True, rep=ctx.rep)
+            inputs = [ctx.rep]                                                # J [T, numel(rep)]
         else:
-            J = jacobian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, retain_graph=True,
-                         rep=ctx.rep)
+            inputs = self.jacobian_inputs(ctx.model)
+        J = self._row_path().make(lambda loop: jacobian(losses, inputs, chunk_size=self.chunk_size, retain_graph=True,
+                                                        rep=ctx.rep, loop=loop), _rows_digest)
         with torch.no_grad():
             d, w = self.direction(J, losses.detach(), ctx)               # [D], [T] | None
         if self.loss_weights:
@@ -153,7 +227,8 @@ class GradientWeighting(Weighting):
         other batches, or its own inputs, as AvgNorm's last layer) by one weighted backward."""
         jac = None
         if self._gram_is_of_the_update(shared, ctx):
-            jac = FactoredJacobian(losses, shared, chunk_size=self.chunk_size, rep=ctx.rep)
+            jac = self._row_path().make(lambda loop: FactoredJacobian(losses, shared, chunk_size=self.chunk_size,
+                                                                      rep=ctx.rep, loop=loop), _rows_digest)
             G = jac.gram()                                                           # [T, T]
         else:
             G = self.step_gram(losses, ctx)
