@@ -41,7 +41,8 @@ def flatten(tensors: Sequence[torch.Tensor], batch: int | None = None) -> torch.
 
 
 def jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, chunk_size: int | None = None,
-             retain_graph: bool = False, rep: torch.Tensor | None = None, loop: bool = False) -> torch.Tensor:
+             retain_graph: bool = False, rep: torch.Tensor | None = None, loop: bool = False,
+             rep_rows: torch.Tensor | None = None) -> torch.Tensor:
     """J [T, d]: row t is the gradient of ``losses[t]`` w.r.t. ``inputs`` (flattened, concatenated).
 
     Inputs that a loss does not reach give zeros. With ``chunk_size=c`` the rows are computed
@@ -49,7 +50,7 @@ def jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, chunk_size
     ``rep`` (the shared representation) lets separate task heads be crossed by one ordinary
     backward instead of T batched rows each (see :func:`head_gradients`). ``loop`` makes the rows by
     T ordinary backward passes instead of vmapped ones (faster for convolutions on CPU, see
-    :func:`_batched_grads`).
+    :func:`_batched_grads`). ``rep_rows``: ∂L_t/∂rep already made by :func:`head_split` (with ``rep``).
     """
     if losses.dim() != 1:
         raise ValueError(f"losses must be a vector [T], got shape {tuple(losses.shape)}")
@@ -58,27 +59,28 @@ def jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, chunk_size
         raise ValueError("jacobian needs at least one input tensor (no shared parameters?)")
     T = losses.numel()
     if rep is not None and len(inputs) == 1 and inputs[0] is rep:             # "rep" mode: J is ∂L/∂rep itself
-        Dz = head_gradients(losses, rep, ())
+        Dz = head_gradients(losses, rep, ()) if rep_rows is None else rep_rows
         if Dz is not None:
             return Dz.reshape(T, -1)                                          # [T, numel(rep)]
         rep = None
     grads = _batched_grads(losses, inputs, chunk_size, rep, inputs, retain_graph=retain_graph, materialize=True,
-                           loop=loop)
+                           loop=loop, rep_rows=rep_rows)
     return flatten(grads, batch=T)                                            # [T, d]
 
 
 def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=True, materialize=False,
-                   loop=False) -> list:
+                   loop=False, rep_rows=None) -> list:
     """Per target the stacked per-task gradients [T, *target.shape] (None if unreached, unless
     ``materialize``): batched backward passes of the identity rows from ``losses``, or, when the
     task heads above ``rep`` are separate, from ``rep`` with the heads' gradients as the rows.
     ``loop``: one ordinary backward per row instead (``chunk_size`` is then moot). A vmapped backward
     of a convolution runs its rows one after the other anyway, with the overhead of the batching
     rules on top, so on CPU the loop is faster there; which is faster is measured, not assumed
-    (:class:`mtl.weighting.GradientWeighting`'s engine ``"auto"``)."""
+    (:class:`mtl.weighting.GradientWeighting`'s engine ``"auto"``). ``rep_rows``: the heads' rows at
+    ``rep`` when already made (:func:`head_split`)."""
     T = losses.numel()
     c = _check_chunk(chunk_size, T)
-    Dz = head_gradients(losses, rep, params) if rep is not None else None
+    Dz = rep_rows if rep_rows is not None or rep is None else head_gradients(losses, rep, params)
     if Dz is None:
         outputs, rows = losses, torch.eye(T, dtype=losses.dtype, device=losses.device)   # [T, T]
     else:
@@ -138,20 +140,30 @@ def _task_roots(losses: torch.Tensor, limit: int = 64):
 
 def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor | None:
     """∂L_t/∂rep [T, *rep.shape] for every task from ONE ordinary backward, when the task heads are
-    separate: every node that consumes ``rep`` leads to one task's loss only, and no parameter in
-    ``params`` (the shared ones) is used above ``rep``. Hooks on the consumers split the summed
-    gradient by task. A batched backward of the identity rows would instead push T rows through
-    every head (T² head passes, mostly zeros). Transforms of the loss vector (log L, e^s L − s) are
-    applied through their T×T Jacobian (diag(e^s) for IMTL), so they keep this path. Returns None when
-    the graph does not have this shape.
+    separate (see :func:`head_split`); None when the graph does not have this shape."""
+    return head_split(losses, rep, params)[0]
+
+
+def head_split(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[torch.Tensor],
+               others: Sequence[torch.Tensor] = ()) -> tuple:
+    """(Dz, grads): Dz = ∂L_t/∂rep [T, *rep.shape] for every task from ONE ordinary backward, when the
+    task heads are separate: every node that consumes ``rep`` leads to one task's loss only, and no
+    parameter in ``params`` (the shared ones) is used above ``rep``. Hooks on the consumers split the
+    summed gradient by task. A batched backward of the identity rows would instead push T rows
+    through every head (T² head passes, mostly zeros). Transforms of the loss vector (log L,
+    e^s L − s) are applied through their T×T Jacobian (diag(e^s) for IMTL), so they keep this path.
+    The same backward gives ``grads``, ∇ Σ_t L_t for ``others`` (the heads' parameters: what the
+    engine writes into them, so the heads are crossed once per step), when the losses are not
+    transformed (else None: the transformed sum's gradient is another one). (None, None) when the
+    graph does not have this shape.
     """
     z_node = getattr(rep, "grad_fn", None)
     roots = _task_roots(losses) if z_node is not None else None
     if roots is None:
-        return None
+        return None, None
     (stack, transform), shared = roots, {id(p) for p in params}
     if z_node in transform or any(id(getattr(n, "variable", None)) in shared for n in transform):
-        return None                                                           # the transform bypasses the stack
+        return None, None                                                     # the transform bypasses the stack
     z_key, T = (z_node, rep.output_nr), losses.numel()
     task_of: dict = {}                                                        # consumer node → task
     for t, (root, _) in enumerate(stack.next_functions):
@@ -163,15 +175,15 @@ def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[tor
             seen.add(node)
             var = getattr(node, "variable", None)
             if var is not None and id(var) in shared:
-                return None                                                   # a shared parameter above rep
+                return None, None                                             # a shared parameter above rep
             for nxt in node.next_functions:
                 if nxt == z_key:
                     if task_of.setdefault(node, t) != t:
-                        return None                                           # a consumer shared by two tasks
+                        return None, None                                     # a consumer shared by two tasks
                 elif nxt[0] is not None:
                     todo.append(nxt[0])
     if not task_of:
-        return None
+        return None, None
     Dz = torch.zeros(T, *rep.shape, dtype=rep.dtype, device=rep.device)       # [T, *rep.shape]
 
     def capture(node, t):
@@ -185,8 +197,11 @@ def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[tor
 
     handles = [capture(node, t) for node, t in task_of.items()]
     handles.append(stack.register_prehook(lambda grad_outputs: (torch.ones_like(grad_outputs[0]),)))
+    plain = losses.grad_fn is stack
+    others = list(others) if plain else []
     try:                                                                      # every task's loss with weight 1
-        torch.autograd.grad(losses, [rep], grad_outputs=torch.ones_like(losses), retain_graph=True)
+        grads = torch.autograd.grad(losses, [rep] + others, grad_outputs=torch.ones_like(losses), retain_graph=True,
+                                    allow_unused=True)[1:]
     finally:
         for h in handles:
             h.remove()
@@ -195,7 +210,7 @@ def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[tor
                                 grad_outputs=torch.eye(T, dtype=losses.dtype, device=losses.device),
                                 retain_graph=True, is_grads_batched=True)[0]  # [T, T]
         Dz = (A.to(Dz.dtype) @ Dz.reshape(T, -1)).view_as(Dz)
-    return Dz
+    return Dz, (list(grads) if plain else None)
 
 
 def write_grads(params: Sequence[torch.Tensor], grads, accumulate: bool = True, *, owned: bool = False,
@@ -348,11 +363,12 @@ class FactoredJacobian:
     DB-MTL and MoCo), and column blocks built on the fly (ExcessMTL). Columns follow
     ``flatten(params)``. The graph is retained (the caller backpropagates a combination next).
     With ``rep`` (the shared representation) and separate task heads the batched backward starts
-    at ``rep`` from :func:`head_gradients` instead of pushing T rows through every head.
+    at ``rep`` from :func:`head_gradients` (or the given ``rep_rows``) instead of pushing T rows
+    through every head; ``loop``: T ordinary backward passes instead of one vmapped one.
     """
 
     def __init__(self, losses: torch.Tensor, params: Sequence[torch.Tensor], *, chunk_size: int | None = None,
-                 rep: torch.Tensor | None = None, loop: bool = False):
+                 rep: torch.Tensor | None = None, loop: bool = False, rep_rows: torch.Tensor | None = None):
         if losses.dim() != 1:
             raise ValueError(f"losses must be a vector [T], got shape {tuple(losses.shape)}")
         self.params = list(params)
@@ -365,7 +381,8 @@ class FactoredJacobian:
         self.T = losses.numel()
         self.d = sum(p.numel() for p in self.params)
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
-        outs = _batched_grads(losses, edges + rest, chunk_size, rep, self.params, loop=loop)   # None: not reached
+        outs = _batched_grads(losses, edges + rest, chunk_size, rep, self.params, loop=loop,
+                              rep_rows=rep_rows)                                  # None: not reached
         # per layer (D [T, n, out] or None, X [n, in], weight, bias | None); keyed by the weight's id
         self.layers = {id(w): (D, X, w, b) for (_, X, w, b), D in zip(layers, outs[:len(edges)])}
         self.rest = {id(p): g for p, g in zip(rest, outs[len(edges):])}        # [T, *p.shape] or None
@@ -415,8 +432,11 @@ class FactoredJacobian:
             Db, Xb = other.layers[key][:2]
             if Da is not None and Db is not None:
                 G += _layer_cross_gram(Da, Xa, Db, Xb, b is not None)
-        ra, rb = self._rest_rows(), other._rest_rows()
-        return G if ra is None else G + ra @ rb.T
+        for key, ra in self.rest.items():                                     # dense rows, parameter by parameter
+            rb = other.rest[key]
+            if ra is not None and rb is not None:
+                G += ra.reshape(self.T, -1) @ rb.reshape(other.T, -1).T
+        return G
 
     def sq_norms(self) -> torch.Tensor:
         """‖g_t‖² [T] (the Gram diagonal): per layer ⟨D_t D_tᵀ, XXᵀ + 1⟩, or ‖D_tᵀX‖² when n > in."""

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from ..checks import check_choice, check_count
-from ..jacobian import DenseJacobian, FactoredJacobian, digest, gramian, jacobian, split_parameters, write_grads
+from ..jacobian import (DenseJacobian, FactoredJacobian, digest, gramian, head_split, jacobian, split_parameters,
+                        write_grads)
 from ..registry import MODES, MethodInfo
 from ._linalg import gram
 from .base import StepContext, Weighting
@@ -193,14 +194,30 @@ class GradientWeighting(Weighting):
     def _backward_factored(self, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
         """``track`` on the factored J of the shared parameters (J never formed), then apply d or w."""
         inputs = self.jacobian_inputs(ctx.model)
-        jac = self._row_path().make(lambda loop: FactoredJacobian(losses, inputs, chunk_size=self.chunk_size,
-                                                                  rep=ctx.rep, loop=loop), _rows_digest)
+        jac, heads = self._factored(losses, inputs, shared, ctx)
         with torch.no_grad():
             d, w = self.track(jac, losses.detach(), ctx)                 # [D] | None, [T]
         if d is None:
-            return self._apply_combination(jac, w, losses, shared, ctx)
-        self._apply(d, losses, shared, ctx)
+            return self._apply_combination(jac, w, losses, shared, ctx, heads)
+        self._apply(d, losses, shared, ctx, heads)
         return {"weights": w.detach()}
+
+    def _split(self, losses: torch.Tensor, inputs: list, shared: list, ctx: StepContext) -> tuple:
+        """(rows at ``ctx.rep`` or None, the other parameters' ∇ Σ_t L_t or None) from one backward
+        through separate heads (:func:`mtl.jacobian.head_split`): the heads are crossed once a step."""
+        if ctx.rep is None:
+            return None, None
+        others = [] if self.loss_weights else self._others(ctx.model, shared)
+        Dz, grads = head_split(losses, ctx.rep, inputs if self.mode == "param" else (), others)
+        return Dz, (grads if others else None)
+
+    def _factored(self, losses: torch.Tensor, inputs: list, shared: list, ctx: StepContext) -> tuple:
+        """(J's factors w.r.t. ``inputs`` on the cost model's path, the heads' gradients or None)."""
+        Dz, heads = self._split(losses, inputs, shared, ctx)
+        rep = ctx.rep if Dz is not None else None
+        jac = self._row_path().make(lambda loop: FactoredJacobian(losses, inputs, chunk_size=self.chunk_size, rep=rep,
+                                                                  loop=loop, rep_rows=Dz), _rows_digest)
+        return jac, heads
 
     def _backward_jacobian(self, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
         """J w.r.t. the representation ("rep") or the shared parameters, then ``direction``."""
@@ -211,24 +228,25 @@ class GradientWeighting(Weighting):
             inputs = [ctx.rep]                                                # J [T, numel(rep)]
         else:
             inputs = self.jacobian_inputs(ctx.model)
+        Dz, heads = self._split(losses, inputs, shared, ctx)
+        rep = ctx.rep if Dz is not None or self.mode == "rep" else None
         J = self._row_path().make(lambda loop: jacobian(losses, inputs, chunk_size=self.chunk_size, retain_graph=True,
-                                                        rep=ctx.rep, loop=loop), _rows_digest)
+                                                        rep=rep, loop=loop, rep_rows=Dz), _rows_digest)
         with torch.no_grad():
             d, w = self.direction(J, losses.detach(), ctx)               # [D], [T] | None
         if self.loss_weights:
             (w.detach().to(losses.dtype) * losses).sum().backward()
         else:
-            self._apply(d, losses, shared, ctx)
+            self._apply(d, losses, shared, ctx, heads)
         return {} if w is None else {"weights": w.detach()}
 
     def _backward_gram(self, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
         """G without J, weights, then the shared gradient Σ_t w_t g_t from the same rows (or factors) when
         J is this batch's w.r.t. every shared parameter; else (a method's own Gramian, as SDMGrad's of
         other batches, or its own inputs, as AvgNorm's last layer) by one weighted backward."""
-        jac = None
+        jac = heads = None
         if self._gram_is_of_the_update(shared, ctx):
-            jac = self._row_path().make(lambda loop: FactoredJacobian(losses, shared, chunk_size=self.chunk_size,
-                                                                      rep=ctx.rep, loop=loop), _rows_digest)
+            jac, heads = self._factored(losses, shared, shared, ctx)
             G = jac.gram()                                                           # [T, T]
         else:
             G = self.step_gram(losses, ctx)
@@ -238,7 +256,7 @@ class GradientWeighting(Weighting):
                                 device=losses.device)                                    # [T]
         if jac is None:
             return self._apply_weights(w, losses, shared, ctx)
-        return self._apply_combination(jac, w, losses, shared, ctx)
+        return self._apply_combination(jac, w, losses, shared, ctx, heads)
 
     def _gram_is_of_the_update(self, shared: list, ctx: StepContext) -> bool:
         """Whether ``step_gram`` is JJᵀ of this batch w.r.t. exactly ``shared`` (the default hook, and
@@ -248,12 +266,13 @@ class GradientWeighting(Weighting):
         return [id(p) for p in self.jacobian_inputs(ctx.model)] == [id(p) for p in shared]
 
     def _apply_combination(self, jac: FactoredJacobian, w: torch.Tensor, losses: torch.Tensor, shared: list,
-                           ctx: StepContext) -> dict:
+                           ctx: StepContext, heads: list | None = None) -> dict:
         """Shared ``.grad`` += Σ_t w_t g_t from ``jac``'s rows, one parameter at a time (no backward, no
-        copy); with ``loss_weights`` the rest of the network gets ∇ Σ_t w_t L_t, else ∇ Σ_t L_t."""
+        copy); with ``loss_weights`` the rest of the network gets ∇ Σ_t w_t L_t, else ∇ Σ_t L_t
+        (``heads``, when the heads' backward already made it)."""
         w = w.detach().to(losses.dtype)                                               # [T]
         write_grads(shared, jac.combined_grads(w, release=True), owned=True)
-        self._apply_others(losses, shared, ctx, retain_graph=False, w=w if self.loss_weights else None)
+        self._apply_others(losses, shared, ctx, retain_graph=False, w=w if self.loss_weights else None, grads=heads)
         return {"weights": w}
 
     def _apply_weights(self, w: torch.Tensor, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
@@ -267,18 +286,26 @@ class GradientWeighting(Weighting):
         self._apply_others(losses, shared, ctx, retain_graph=False)
         return {"weights": w}
 
-    def _apply_others(self, losses, shared, ctx, retain_graph: bool, w: torch.Tensor | None = None) -> None:
+    def _others(self, model: torch.nn.Module, shared: list) -> list:
+        """Task-specific and the method's own trainable parameters."""
+        return split_parameters(model, shared) + [p for p in self.parameters() if p.requires_grad]
+
+    def _apply_others(self, losses, shared, ctx, retain_graph: bool, w: torch.Tensor | None = None,
+                      grads: list | None = None) -> None:
         """Task-specific and the method's own parameters get the plain gradient of Σ_t L_t (Σ_t w_t L_t
-        with loss weights ``w``)."""
-        others = split_parameters(ctx.model, shared) + [p for p in self.parameters() if p.requires_grad]
-        if others:
+        with loss weights ``w``), or ``grads`` when the heads' backward already gave it."""
+        others = self._others(ctx.model, shared)
+        if grads is not None and w is None:
+            write_grads(others, grads, owned=True)
+        elif others:
             total = losses.sum() if w is None else (w * losses).sum()
             write_grads(others, torch.autograd.grad(total, others, retain_graph=retain_graph, allow_unused=True),
                         owned=True)
 
-    def _apply(self, d: torch.Tensor, losses: torch.Tensor, shared: list, ctx: StepContext) -> None:
+    def _apply(self, d: torch.Tensor, losses: torch.Tensor, shared: list, ctx: StepContext,
+               heads: list | None = None) -> None:
         """Shared ``.grad`` += d (through the encoder in rep mode); the rest gets ∇ Σ_t L_t."""
-        self._apply_others(losses, shared, ctx, retain_graph=True)
+        self._apply_others(losses, shared, ctx, retain_graph=True, grads=heads)
         if self.mode == "rep":
             dz = d.view_as(ctx.rep).to(ctx.rep.dtype)
             grads = torch.autograd.grad(ctx.rep, shared, grad_outputs=dz, allow_unused=True)
