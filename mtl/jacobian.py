@@ -3,19 +3,23 @@
 ``jacobian(losses, inputs)`` differentiates the T losses with respect to ``inputs`` (the shared
 parameters in "param" mode, the shared representation in "rep" mode, MGDA-UB style) with
 ``torch.autograd.grad(..., is_grads_batched=True)``: one vmapped backward whose batch is the
-rows of the identity, instead of LibMTL's Python loop of T backward passes. ``chunk_size``
-bounds memory by differentiating ``chunk_size`` tasks per backward (the graph is retained for
-every chunk but the last unless ``retain_graph``). ``write_grads`` accumulates a flat vector into
-``.grad`` of a parameter list.
+rows of the identity, instead of LibMTL's Python loop of T backward passes (``loop=True`` makes
+that loop instead: on CPU a vmapped convolution backward runs its rows one by one anyway, so the
+loop is faster there; the engine measures which, see :class:`mtl.weighting.gradient.RowPath`).
+``chunk_size`` bounds memory by differentiating ``chunk_size`` tasks per backward (the graph is
+retained for every chunk but the last unless ``retain_graph``). ``write_grads`` accumulates a
+flat vector or per-parameter tensors into ``.grad`` of a parameter list (taking owned tensors
+without a copy). Separate task heads are crossed by one backward (:func:`head_split`), which
+also gives the heads' own gradients.
 
 ``FactoredJacobian`` keeps J without forming it: for ``nn.Linear`` layers the per-task gradients
 w.r.t. each layer's *output* D [T, n, out] (one batched backward that computes no weight
 gradients) and its input X. From them ``gramian`` / ``block_gramian`` give G = JJᵀ (or
-cross-Gramians between batches) as ⟨D_s, (XXᵀ + 1) D_t⟩ — methods whose weights depend on G only
-then need one more ordinary backward of Σ_t w_t L_t, ~2.5× cheaper than J on the benchmark MLP —
-and methods that keep per-task gradient state (DB-MTL, MoCo, ExcessMTL) update it in place
-layer by layer (``accumulate_into``, ``blocks``). ``DenseJacobian`` wraps a formed J behind the
-same interface.
+cross-Gramians between batches) as ⟨D_s, (XXᵀ + 1) D_t⟩; methods whose weights depend on G only
+then get Σ_t w_t g_t from the same factors and rows (``combined_grads``, parameter by parameter,
+each row released once used — no second backward); methods that keep per-task gradient state
+(DB-MTL, MoCo, ExcessMTL) update it in place layer by layer (``accumulate_into``, ``blocks``).
+``DenseJacobian`` wraps a formed J behind the same interface.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from torch import nn
 
 import mtl.weighting as W
 from mtl.experiment import RunSpec
-from mtl.jacobian import FactoredJacobian, write_grads
+from mtl.jacobian import FactoredJacobian, head_split, write_grads
 from mtl.models import MultiTaskModel
 from mtl.train import TrainConfig, fit
 from mtl.weighting import GradientWeighting, StepContext
@@ -290,3 +290,26 @@ def test_the_engine_setting_is_not_part_of_the_run_id():
     base = {"dataset": "multimnist", "backbone": "lenet", "name": "demo", "weighting": "mgda"}
     ids = {RunSpec.from_dict({**base, "train": {"engine": e}}).params().__repr__() for e in ("auto", "batched", "loop")}
     assert ids == {repr(RunSpec.from_dict(base).params())}
+
+
+# ----------------------------------------------------------------------------- heads crossed once
+def test_head_split_keeps_transforms_with_extra_leaves_and_gives_the_heads_gradients():
+    model = _model()
+    raw, z = _losses(model, _batches()[0])
+    s = torch.tensor([0.2, -0.4, 0.1], dtype=torch.float64, requires_grad=True)
+    shared, heads = model.shared_parameters(), [p for p in model.heads.parameters()]
+    for losses, plain in ((raw, True), (torch.exp(s) * raw - s, False)):            # IMTL's e^s L − s
+        Dz, grads = head_split(losses, z, shared, heads)
+        loop = torch.stack([torch.autograd.grad(loss, z, retain_graph=True)[0] for loss in losses])
+        torch.testing.assert_close(Dz, loop, rtol=1e-12, atol=1e-14)
+        if plain:                                                                     # ∇ Σ_t L_t of the heads
+            want = torch.autograd.grad(losses.sum(), heads, retain_graph=True)
+            assert all(torch.equal(g, w) for g, w in zip(grads, want))               # the same bits
+        else:
+            assert grads is None                                                      # another sum's gradient
+
+
+def test_head_split_refuses_a_transform_that_reaches_the_encoder():
+    model = _model()
+    raw, z = _losses(model, _batches()[0])
+    assert head_split(raw + z.sum(), z, model.shared_parameters()) == (None, None)

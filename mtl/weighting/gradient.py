@@ -19,6 +19,10 @@ backward: the update is made from the rows already computed, parameter by parame
 * ``loss_weights = True`` (GradNorm, AvgNorm) instead backpropagates Σ_t w_t L_t through the whole
   network, because those papers define w as loss weights.
 
+How the rows are made — a vmapped backward or a loop of T ordinary ones — is measured once per run
+and changes speed only (:class:`RowPath`, ``TrainConfig.engine``); separate task heads are
+crossed by one backward that also gives the heads' gradients (:func:`mtl.jacobian.head_split`).
+
 Scale convention of ``aggregate``/``direction``: the vector written into the shared ``.grad``;
 equal weighting gives the plain sum Σ_t g_t, and each method keeps its own paper's scale
 relative to that (e.g. MGDA's convex combination, CAGrad's 1/(1+c²) rescaling, Nash-MTL's clip).
@@ -153,7 +157,7 @@ class GradientWeighting(Weighting):
         """(d [d] or None, w [T]) from the step's Jacobian ``jac`` — a :class:`~mtl.jacobian.FactoredJacobian`
         in "param" mode, a :class:`~mtl.jacobian.DenseJacobian` otherwise — for methods whose state holds
         per-task gradient vectors: they update it with ``jac.accumulate_into`` / ``jac.blocks`` instead of
-        forming J. d = None means d = Σ_t w_t g_t (one backward in "param" mode)."""
+        forming J. d = None means d = Σ_t w_t g_t (made from ``jac``'s own rows)."""
         raise NotImplementedError
 
     def direction(self, J: torch.Tensor, losses: torch.Tensor, ctx: StepContext | None = None):
