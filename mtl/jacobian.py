@@ -549,7 +549,7 @@ def digest(tensors: Sequence[torch.Tensor | None]) -> str:
             continue
         t = t.detach().contiguous().cpu()
         h.update(f"{t.dtype}{tuple(t.shape)};".encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.view(-1).view(torch.uint8).numpy() if t.numel() else b"")     # the buffer, not a copy
     return h.hexdigest()
 
 
