@@ -59,7 +59,8 @@ class RowPath:
 
     "batched": one vmapped backward of the T rows (``is_grads_batched``); "loop": T ordinary backward
     passes; "auto" (the default): on the first step both are made twice, alternately, and timed
-    (wall clock, the device synchronised); "loop" is taken only when it is faster **and** its rows
+    (this process's CPU time, so that other jobs on a shared machine do not decide; on CUDA the
+    device is synchronised first); "loop" is taken only when it is faster **and** its rows
     are bit-identical to the batched ones on that step (compared by digest, never both held at
     once); otherwise "batched" — a fixed rule, so the choice changes the speed of a run, never its
     numbers. (Factored rows are used wherever a layer allows them, on either path; "rep" mode is a
@@ -80,16 +81,17 @@ class RowPath:
         return build(self.chosen == "loop")
 
     def _choose(self, build, fingerprint) -> None:
-        times, prints = {"batched": [], "loop": []}, set()
+        times, prints, cuda = {"batched": [], "loop": []}, set(), False
         for _ in range(2):
             for name in times:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 rows = build(name == "loop")
-                _sync(rows)
-                times[name].append(time.perf_counter() - t0)
+                cuda = _sync(rows) or cuda
+                times[name].append((time.perf_counter() - t0, time.process_time() - c0))
                 prints.add(fingerprint(rows))
                 del rows
-        self.ms = {k: round(min(v) * 1000, 3) for k, v in times.items()}
+        k = 0 if cuda else 1                                    # wall clock on CUDA, CPU time on CPU
+        self.ms = {name: round(min(t[k] for t in v) * 1000, 3) for name, v in times.items()}
         self.identical = len(prints) == 1
         self.chosen = "loop" if self.identical and self.ms["loop"] < self.ms["batched"] else "batched"
 
@@ -99,10 +101,13 @@ class RowPath:
         return {} if self.chosen is None else {"path": self.chosen, "ms": self.ms, "identical": self.identical}
 
 
-def _sync(rows) -> None:
+def _sync(rows) -> bool:
+    """Wait for the rows' device; whether it is a CUDA device."""
     dev = getattr(rows, "device", None)
     if dev is not None and torch.device(dev).type == "cuda":
         torch.cuda.synchronize(dev)
+        return True
+    return False
 
 
 def _rows_digest(rows) -> str:
@@ -193,11 +198,20 @@ class GradientWeighting(Weighting):
             raise TypeError(f"{type(self).__name__} declares needs={self.info.needs!r} in mode {self.mode!r}; the "
                             f"engine computes {sorted(ENGINE)} (a 'custom' method implements backward itself)")
         losses = self.transform(losses)                                  # [T]
-        return getattr(self, step)(losses, list(ctx.model.shared_parameters()), ctx)
+        self._step_others = None
+        try:
+            return getattr(self, step)(losses, list(ctx.model.shared_parameters()), ctx)
+        finally:
+            self._step_others = None                                     # no parameter kept between steps
+
+    def _inputs(self, model: torch.nn.Module, shared: list) -> list:
+        """``jacobian_inputs``, without walking the model again when it is the default (``shared``)."""
+        return shared if type(self).jacobian_inputs is GradientWeighting.jacobian_inputs else \
+            self.jacobian_inputs(model)
 
     def _backward_factored(self, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
         """``track`` on the factored J of the shared parameters (J never formed), then apply d or w."""
-        inputs = self.jacobian_inputs(ctx.model)
+        inputs = self._inputs(ctx.model, shared)
         jac, heads = self._factored(losses, inputs, shared, ctx)
         with torch.no_grad():
             d, w = self.track(jac, losses.detach(), ctx)                 # [D] | None, [T]
@@ -231,7 +245,7 @@ class GradientWeighting(Weighting):
                                  "the loop keeps it when needs == 'rep'")
             inputs = [ctx.rep]                                                # J [T, numel(rep)]
         else:
-            inputs = self.jacobian_inputs(ctx.model)
+            inputs = self._inputs(ctx.model, shared)
         Dz, heads = self._split(losses, inputs, shared, ctx)
         rep = ctx.rep if Dz is not None or self.mode == "rep" else None
         J = self._row_path().make(lambda loop: jacobian(losses, inputs, chunk_size=self.chunk_size, retain_graph=True,
@@ -267,6 +281,8 @@ class GradientWeighting(Weighting):
         ``jacobian_inputs`` giving the shared parameters), so its rows also give Σ_t w_t g_t."""
         if type(self).step_gram is not GradientWeighting.step_gram:
             return False
+        if type(self).jacobian_inputs is GradientWeighting.jacobian_inputs:
+            return True
         return [id(p) for p in self.jacobian_inputs(ctx.model)] == [id(p) for p in shared]
 
     def _apply_combination(self, jac: FactoredJacobian, w: torch.Tensor, losses: torch.Tensor, shared: list,
@@ -291,8 +307,11 @@ class GradientWeighting(Weighting):
         return {"weights": w}
 
     def _others(self, model: torch.nn.Module, shared: list) -> list:
-        """Task-specific and the method's own trainable parameters."""
-        return split_parameters(model, shared) + [p for p in self.parameters() if p.requires_grad]
+        """Task-specific and the method's own trainable parameters (listed once a step: walking a
+        model's modules costs about a millisecond for a SegNet)."""
+        if getattr(self, "_step_others", None) is None:
+            self._step_others = split_parameters(model, shared) + [p for p in self.parameters() if p.requires_grad]
+        return self._step_others
 
     def _apply_others(self, losses, shared, ctx, retain_graph: bool, w: torch.Tensor | None = None,
                       grads: list | None = None) -> None:
