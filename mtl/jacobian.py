@@ -541,7 +541,8 @@ class FactoredJacobian:
 
 
 def digest(tensors: Sequence[torch.Tensor | None]) -> str:
-    """SHA-1 of the tensors' dtypes, shapes and bytes in order (None counts too): equal digests, bit-identical tensors."""
+    """SHA-1 of the tensors' dtypes, shapes and bytes in order (None counts too): equal digests mean
+    bit-identical tensors."""
     h = hashlib.sha1()
     for t in tensors:
         if t is None:

@@ -86,7 +86,8 @@ def _seed():
 
 
 def _rows(losses, inputs):
-    """Per input the stacked gradients [T, *shape] of every loss (None when no loss reaches it), by T backward passes."""
+    """Per input the stacked gradients [T, *shape] of every loss (None when no loss reaches it), by T
+    backward passes."""
     per = [torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True) for loss in losses]
     return [None if all(r[i] is None for r in per) else
             torch.stack([torch.zeros_like(x) if r[i] is None else r[i] for r in per]) for i, x in enumerate(inputs)]
