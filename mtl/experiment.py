@@ -11,7 +11,8 @@ already finished); its folder is ``<name>-<hash of spec.params()>``.
 do not change a result do not change the id: every keyword equal to its factory's default is
 left out (dataset, backbone, architecture, weighting, probes, corruption and TrainConfig
 fields), integral floats are integers (``2.0`` → ``2``), tuples are lists, ``train.progress`` is
-left out (presentation only) and so is ``train.device`` when it resolves to the device ``"auto"``
+left out (presentation only), so is ``train.engine`` (speed only) and so is ``train.device`` when
+it resolves to the device ``"auto"``
 gives. A default changed in the code therefore keeps the ids of runs that relied on it: bump the
 run's ``name`` (or pass the value explicitly) when a changed default must retrain.
 """
@@ -293,8 +294,9 @@ def _without_defaults(kw: Mapping, factory) -> dict:
 
 
 def _canonical_train(train: Mapping) -> dict:
-    """TrainConfig fields without defaults, ``progress`` (presentation) and a device that resolves like "auto"."""
-    out = {k: v for k, v in train.items() if k != "progress"}
+    """TrainConfig fields without defaults, ``progress`` (presentation), ``engine`` (speed only: every
+    path gives the same numbers) and a device that resolves like "auto"."""
+    out = {k: v for k, v in train.items() if k not in ("progress", "engine")}
     try:
         if "device" in out and resolve_device(out["device"]).type == resolve_device("auto").type:
             out.pop("device")

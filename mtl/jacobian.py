@@ -3,22 +3,27 @@
 ``jacobian(losses, inputs)`` differentiates the T losses with respect to ``inputs`` (the shared
 parameters in "param" mode, the shared representation in "rep" mode, MGDA-UB style) with
 ``torch.autograd.grad(..., is_grads_batched=True)``: one vmapped backward whose batch is the
-rows of the identity, instead of LibMTL's Python loop of T backward passes. ``chunk_size``
-bounds memory by differentiating ``chunk_size`` tasks per backward (the graph is retained for
-every chunk but the last unless ``retain_graph``). ``write_grads`` accumulates a flat vector into
-``.grad`` of a parameter list.
+rows of the identity, instead of LibMTL's Python loop of T backward passes (``loop=True`` makes
+that loop instead: on CPU a vmapped convolution backward runs its rows one by one anyway, so the
+loop is faster there; the engine measures which, see :class:`mtl.weighting.gradient.RowPath`).
+``chunk_size`` bounds memory by differentiating ``chunk_size`` tasks per backward (the graph is
+retained for every chunk but the last unless ``retain_graph``). ``write_grads`` accumulates a
+flat vector or per-parameter tensors into ``.grad`` of a parameter list (taking owned tensors
+without a copy). Separate task heads are crossed by one backward (:func:`head_split`), which
+also gives the heads' own gradients.
 
 ``FactoredJacobian`` keeps J without forming it: for ``nn.Linear`` layers the per-task gradients
 w.r.t. each layer's *output* D [T, n, out] (one batched backward that computes no weight
 gradients) and its input X. From them ``gramian`` / ``block_gramian`` give G = JJᵀ (or
-cross-Gramians between batches) as ⟨D_s, (XXᵀ + 1) D_t⟩ — methods whose weights depend on G only
-then need one more ordinary backward of Σ_t w_t L_t, ~2.5× cheaper than J on the benchmark MLP —
-and methods that keep per-task gradient state (DB-MTL, MoCo, ExcessMTL) update it in place
-layer by layer (``accumulate_into``, ``blocks``). ``DenseJacobian`` wraps a formed J behind the
-same interface.
+cross-Gramians between batches) as ⟨D_s, (XXᵀ + 1) D_t⟩; methods whose weights depend on G only
+then get Σ_t w_t g_t from the same factors and rows (``combined_grads``, parameter by parameter,
+each row released once used — no second backward); methods that keep per-task gradient state
+(DB-MTL, MoCo, ExcessMTL) update it in place layer by layer (``accumulate_into``, ``blocks``).
+``DenseJacobian`` wraps a formed J behind the same interface.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Sequence
 
 import torch
@@ -40,13 +45,16 @@ def flatten(tensors: Sequence[torch.Tensor], batch: int | None = None) -> torch.
 
 
 def jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, chunk_size: int | None = None,
-             retain_graph: bool = False, rep: torch.Tensor | None = None) -> torch.Tensor:
+             retain_graph: bool = False, rep: torch.Tensor | None = None, loop: bool = False,
+             rep_rows: torch.Tensor | None = None) -> torch.Tensor:
     """J [T, d]: row t is the gradient of ``losses[t]`` w.r.t. ``inputs`` (flattened, concatenated).
 
     Inputs that a loss does not reach give zeros. With ``chunk_size=c`` the rows are computed
-    ``c`` at a time (ceil(T/c) batched backward passes); ``c=1`` is the plain loop of T passes.
+    ``c`` at a time (ceil(T/c) batched backward passes of c rows each).
     ``rep`` (the shared representation) lets separate task heads be crossed by one ordinary
-    backward instead of T batched rows each (see :func:`head_gradients`).
+    backward instead of T batched rows each (see :func:`head_gradients`). ``loop`` makes the rows by
+    T ordinary backward passes instead of vmapped ones (faster for convolutions on CPU, see
+    :func:`_batched_grads`). ``rep_rows``: ∂L_t/∂rep already made by :func:`head_split` (with ``rep``).
     """
     if losses.dim() != 1:
         raise ValueError(f"losses must be a vector [T], got shape {tuple(losses.shape)}")
@@ -55,25 +63,34 @@ def jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, chunk_size
         raise ValueError("jacobian needs at least one input tensor (no shared parameters?)")
     T = losses.numel()
     if rep is not None and len(inputs) == 1 and inputs[0] is rep:             # "rep" mode: J is ∂L/∂rep itself
-        Dz = head_gradients(losses, rep, ())
+        Dz = head_gradients(losses, rep, ()) if rep_rows is None else rep_rows
         if Dz is not None:
             return Dz.reshape(T, -1)                                          # [T, numel(rep)]
         rep = None
-    grads = _batched_grads(losses, inputs, chunk_size, rep, inputs, retain_graph=retain_graph, materialize=True)
+    grads = _batched_grads(losses, inputs, chunk_size, rep, inputs, retain_graph=retain_graph, materialize=True,
+                           loop=loop, rep_rows=rep_rows)
     return flatten(grads, batch=T)                                            # [T, d]
 
 
-def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=True, materialize=False) -> list:
+def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=True, materialize=False,
+                   loop=False, rep_rows=None) -> list:
     """Per target the stacked per-task gradients [T, *target.shape] (None if unreached, unless
     ``materialize``): batched backward passes of the identity rows from ``losses``, or, when the
-    task heads above ``rep`` are separate, from ``rep`` with the heads' gradients as the rows."""
+    task heads above ``rep`` are separate, from ``rep`` with the heads' gradients as the rows.
+    ``loop``: one ordinary backward per row instead (``chunk_size`` is then moot). A vmapped backward
+    of a convolution runs its rows one after the other anyway, with the overhead of the batching
+    rules on top, so on CPU the loop is faster there; which is faster is measured, not assumed
+    (:class:`mtl.weighting.GradientWeighting`'s engine ``"auto"``). ``rep_rows``: the heads' rows at
+    ``rep`` when already made (:func:`head_split`)."""
     T = losses.numel()
     c = _check_chunk(chunk_size, T)
-    Dz = head_gradients(losses, rep, params) if rep is not None else None
+    Dz = rep_rows if rep_rows is not None or rep is None else head_gradients(losses, rep, params)
     if Dz is None:
         outputs, rows = losses, torch.eye(T, dtype=losses.dtype, device=losses.device)   # [T, T]
     else:
         outputs, rows = rep, Dz                                                          # [T, *rep.shape]
+    if loop:
+        return _looped_grads(outputs, targets, rows, retain_graph, materialize)
     chunks = []
     for start in range(0, T, c):
         last = start + c >= T
@@ -85,36 +102,73 @@ def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=Tru
     return [None if chunks[0][i] is None else torch.cat([ch[i] for ch in chunks]) for i in range(len(targets))]
 
 
-def _task_roots(losses: torch.Tensor):
-    """The stack node that assembles the T per-task losses (below any transform of the loss vector
-    such as log L; its T input edges are the tasks' subgraphs), or None when the graph has another shape."""
-    node, T = losses.grad_fn, losses.numel()
-    for _ in range(16):                                                       # a short chain of transforms
-        if node is None:
-            return None
-        nxt = [f for f, _ in node.next_functions if f is not None]
+def _looped_grads(outputs, targets, rows, retain_graph: bool, materialize: bool) -> list:
+    """:func:`_batched_grads` by one ordinary backward per row of ``rows`` [T, *outputs.shape]; a target
+    some row reaches gets zeros for the others (as the batched backward gives), None if none does."""
+    T = rows.shape[0]
+    per = [torch.autograd.grad(outputs, targets, grad_outputs=rows[t], retain_graph=retain_graph or t < T - 1,
+                               allow_unused=True, materialize_grads=materialize) for t in range(T)]
+    out = []
+    for i, x in enumerate(targets):
+        got = [r[i] for r in per]
+        if all(g is None for g in got):
+            out.append(None)
+            continue
+        ref = next(g for g in got if g is not None)
+        out.append(torch.stack([torch.zeros_like(ref) if g is None else g for g in got]))   # [T, *x.shape]
+    return out
+
+
+def _task_roots(losses: torch.Tensor, limit: int = 64):
+    """(stack, transform): the stack node that assembles the T per-task losses (its T input edges are
+    the tasks' subgraphs) below a transform of the loss vector (log L; IMTL's e^s L − s, whose extra
+    leaf s joins outside the stack), and the transform's nodes walked to find it (at most ``limit``);
+    None when the graph has another shape."""
+    T, first = losses.numel(), losses.grad_fn
+    seen, todo, stack = set(), [first], None
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
         if type(node).__name__ == "StackBackward0" and len(node.next_functions) == T:
-            return node
-        if len(nxt) != 1:
-            return None
-        node = nxt[0]
-    return None
+            if stack is not None and stack is not node:
+                return None                                                   # two loss vectors: no single root
+            stack = node
+            continue
+        seen.add(node)
+        if len(seen) > limit:
+            return None                                                       # not a small transform
+        todo += [f for f, _ in node.next_functions if f is not None]
+    return None if stack is None else (stack, seen)
 
 
 def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor | None:
     """∂L_t/∂rep [T, *rep.shape] for every task from ONE ordinary backward, when the task heads are
-    separate: every node that consumes ``rep`` leads to one task's loss only, and no parameter in
-    ``params`` (the shared ones) is used above ``rep``. Hooks on the consumers split the summed
-    gradient by task. A batched backward of the identity rows would instead push T rows through
-    every head (T² head passes, mostly zeros). Transforms of the loss vector (log L) are applied
-    through their T×T Jacobian. Returns None when the graph does not have this shape.
+    separate (see :func:`head_split`); None when the graph does not have this shape."""
+    return head_split(losses, rep, params)[0]
+
+
+def head_split(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[torch.Tensor],
+               others: Sequence[torch.Tensor] = ()) -> tuple:
+    """(Dz, grads): Dz = ∂L_t/∂rep [T, *rep.shape] for every task from ONE ordinary backward, when the
+    task heads are separate: every node that consumes ``rep`` leads to one task's loss only, and no
+    parameter in ``params`` (the shared ones) is used above ``rep``. Hooks on the consumers split the
+    summed gradient by task. A batched backward of the identity rows would instead push T rows
+    through every head (T² head passes, mostly zeros). Transforms of the loss vector (log L,
+    e^s L − s) are applied through their T×T Jacobian (diag(e^s) for IMTL), so they keep this path.
+    The same backward gives ``grads``, ∇ Σ_t L_t for ``others`` (the heads' parameters: what the
+    engine writes into them, so the heads are crossed once per step), when the losses are not
+    transformed (else None: the transformed sum's gradient is another one). (None, None) when the
+    graph does not have this shape.
     """
     z_node = getattr(rep, "grad_fn", None)
-    stack = _task_roots(losses) if z_node is not None else None
-    if stack is None:
-        return None
+    roots = _task_roots(losses) if z_node is not None else None
+    if roots is None:
+        return None, None
+    (stack, transform), shared = roots, {id(p) for p in params}
+    if z_node in transform or any(id(getattr(n, "variable", None)) in shared for n in transform):
+        return None, None                                                     # the transform bypasses the stack
     z_key, T = (z_node, rep.output_nr), losses.numel()
-    shared = {id(p) for p in params}
     task_of: dict = {}                                                        # consumer node → task
     for t, (root, _) in enumerate(stack.next_functions):
         seen, todo = set(), [root] if root is not None else []
@@ -125,15 +179,15 @@ def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[tor
             seen.add(node)
             var = getattr(node, "variable", None)
             if var is not None and id(var) in shared:
-                return None                                                   # a shared parameter above rep
+                return None, None                                             # a shared parameter above rep
             for nxt in node.next_functions:
                 if nxt == z_key:
                     if task_of.setdefault(node, t) != t:
-                        return None                                           # a consumer shared by two tasks
+                        return None, None                                     # a consumer shared by two tasks
                 elif nxt[0] is not None:
                     todo.append(nxt[0])
     if not task_of:
-        return None
+        return None, None
     Dz = torch.zeros(T, *rep.shape, dtype=rep.dtype, device=rep.device)       # [T, *rep.shape]
 
     def capture(node, t):
@@ -147,8 +201,11 @@ def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[tor
 
     handles = [capture(node, t) for node, t in task_of.items()]
     handles.append(stack.register_prehook(lambda grad_outputs: (torch.ones_like(grad_outputs[0]),)))
+    plain = losses.grad_fn is stack
+    others = list(others) if plain else []
     try:                                                                      # every task's loss with weight 1
-        torch.autograd.grad(losses, [rep], grad_outputs=torch.ones_like(losses), retain_graph=True)
+        grads = torch.autograd.grad(losses, [rep] + others, grad_outputs=torch.ones_like(losses), retain_graph=True,
+                                    allow_unused=True)[1:]
     finally:
         for h in handles:
             h.remove()
@@ -157,25 +214,39 @@ def head_gradients(losses: torch.Tensor, rep: torch.Tensor, params: Sequence[tor
                                 grad_outputs=torch.eye(T, dtype=losses.dtype, device=losses.device),
                                 retain_graph=True, is_grads_batched=True)[0]  # [T, T]
         Dz = (A.to(Dz.dtype) @ Dz.reshape(T, -1)).view_as(Dz)
-    return Dz
+    return Dz, (list(grads) if plain else None)
 
 
-def write_grads(params: Sequence[torch.Tensor], grads, accumulate: bool = True) -> None:
-    """Add ``grads`` (a flat vector [d] or a sequence of per-parameter tensors / None) into ``.grad``."""
+def write_grads(params: Sequence[torch.Tensor], grads, accumulate: bool = True, *, owned: bool = False,
+                keep: Sequence[torch.Tensor] = ()) -> None:
+    """Add ``grads`` (a flat vector [d] or a sequence of per-parameter tensors / None) into ``.grad``.
+
+    ``owned``: the per-parameter tensors were made for this call and nothing else uses them (the
+    results of ``torch.autograd.grad``, :meth:`FactoredJacobian.combined_grads`), so a parameter
+    without a ``.grad`` takes its tensor as it is instead of a copy — unless it is not contiguous or
+    shares memory with another gradient written here or with a tensor in ``keep`` (a gradient may be
+    the very ``grad_outputs`` tensor an autograd pass was given). A flat vector is always copied.
+    """
     params = list(params)
     if isinstance(grads, torch.Tensor):
         sizes = [p.numel() for p in params]
         if grads.numel() != sum(sizes):
             raise ValueError(f"gradient vector has {grads.numel()} entries, parameters have {sum(sizes)}")
-        grads = [g.view_as(p) for g, p in zip(grads.split(sizes), params)]
+        grads, owned = [g.view_as(p) for g, p in zip(grads.split(sizes), params)], False
+    taken = {t.untyped_storage().data_ptr() for t in keep}
     for p, g in zip(params, grads):
         if g is None:
             continue
         g = g.to(p.dtype)
         if accumulate and p.grad is not None:
             p.grad.add_(g)
+            continue
+        ptr = g.untyped_storage().data_ptr()
+        if owned and ptr not in taken and g.is_contiguous() and g.shape == p.shape:
+            p.grad = g.detach()
         else:
             p.grad = g.detach().clone()
+        taken.add(ptr)
 
 
 def split_parameters(model: torch.nn.Module, shared: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -296,11 +367,12 @@ class FactoredJacobian:
     DB-MTL and MoCo), and column blocks built on the fly (ExcessMTL). Columns follow
     ``flatten(params)``. The graph is retained (the caller backpropagates a combination next).
     With ``rep`` (the shared representation) and separate task heads the batched backward starts
-    at ``rep`` from :func:`head_gradients` instead of pushing T rows through every head.
+    at ``rep`` from :func:`head_gradients` (or the given ``rep_rows``) instead of pushing T rows
+    through every head; ``loop``: T ordinary backward passes instead of one vmapped one.
     """
 
     def __init__(self, losses: torch.Tensor, params: Sequence[torch.Tensor], *, chunk_size: int | None = None,
-                 rep: torch.Tensor | None = None):
+                 rep: torch.Tensor | None = None, loop: bool = False, rep_rows: torch.Tensor | None = None):
         if losses.dim() != 1:
             raise ValueError(f"losses must be a vector [T], got shape {tuple(losses.shape)}")
         self.params = list(params)
@@ -313,11 +385,17 @@ class FactoredJacobian:
         self.T = losses.numel()
         self.d = sum(p.numel() for p in self.params)
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
-        outs = _batched_grads(losses, edges + rest, chunk_size, rep, self.params)   # None: not reached
+        outs = _batched_grads(losses, edges + rest, chunk_size, rep, self.params, loop=loop,
+                              rep_rows=rep_rows)                                  # None: not reached
         # per layer (D [T, n, out] or None, X [n, in], weight, bias | None); keyed by the weight's id
         self.layers = {id(w): (D, X, w, b) for (_, X, w, b), D in zip(layers, outs[:len(edges)])}
         self.rest = {id(p): g for p, g in zip(rest, outs[len(edges):])}        # [T, *p.shape] or None
         self._bias_of = {id(b): id(w) for _, _, w, b in layers if b is not None}
+
+    def digest(self) -> str:
+        """A hash of every factor's bytes: two factored Jacobians with the same digest are bit-identical
+        (the engine's cost model compares its candidate paths with it, without holding both)."""
+        return digest([t for D, X, *_ in self.layers.values() for t in (D, X)] + list(self.rest.values()))
 
     def _rest_rows(self) -> torch.Tensor | None:
         ps = [p for p in self.params if id(p) in self.rest]
@@ -358,8 +436,11 @@ class FactoredJacobian:
             Db, Xb = other.layers[key][:2]
             if Da is not None and Db is not None:
                 G += _layer_cross_gram(Da, Xa, Db, Xb, b is not None)
-        ra, rb = self._rest_rows(), other._rest_rows()
-        return G if ra is None else G + ra @ rb.T
+        for key, ra in self.rest.items():                                     # dense rows, parameter by parameter
+            rb = other.rest[key]
+            if ra is not None and rb is not None:
+                G += ra.reshape(self.T, -1) @ rb.reshape(other.T, -1).T
+        return G
 
     def sq_norms(self) -> torch.Tensor:
         """‖g_t‖² [T] (the Gram diagonal): per layer ⟨D_t D_tᵀ, XXᵀ + 1⟩, or ‖D_tᵀX‖² when n > in."""
@@ -379,17 +460,45 @@ class FactoredJacobian:
 
     def combine(self, w: torch.Tensor) -> torch.Tensor:
         """wᵀJ [d] = Σ_t w_t g_t from the factors (one [out, n]·[n, in] product per layer)."""
-        out = torch.empty(self.d, dtype=self.dtype, device=self.device)
-        w = _as_rows(w, self.T, out).view(-1)                                 # [T]
-        for off, p, kind, (A, X) in self._pieces():
-            blk = out[off:off + p.numel()]
-            if A is None:
-                blk.zero_()
-            elif kind == "weight":
-                torch.mm(torch.tensordot(w, A, dims=1).T, X, out=blk.view(p.shape))   # (Σ_t w_t D_t)ᵀ X
-            else:
-                blk.copy_(torch.tensordot(w, A.sum(1) if kind == "bias" else A.reshape(self.T, -1), dims=1))
+        out = torch.zeros(self.d, dtype=self.dtype, device=self.device)
+        off = 0
+        for p, g in zip(self.params, self.combined_grads(w)):
+            if g is not None:
+                out[off:off + p.numel()].copy_(g.reshape(-1))
+            off += p.numel()
         return out
+
+    def combined_grads(self, w: torch.Tensor, *, release: bool = False):
+        """Σ_t w_t g_t per parameter, in ``params`` order: a fresh tensor shaped like the parameter, or
+        None for one the losses do not reach (as ``torch.autograd.grad(..., allow_unused=True)`` gives).
+        With ``release`` each parameter's rows (or its layer's factors, once its weight and bias are
+        done) are dropped as soon as its tensor is made — the object is spent afterwards — so that
+        writing the tensors into ``.grad`` one by one never holds J's rows and the whole update at once."""
+        w = _as_rows(w, self.T, torch.empty(0, dtype=self.dtype, device=self.device)).view(-1)   # [T]
+        left = {}                                                             # layer → parameters still to do
+        for p in self.params:
+            key = self._bias_of.get(id(p), id(p))
+            if key in self.layers:
+                left[key] = left.get(key, 0) + 1
+        for p in self.params:
+            key = self._bias_of.get(id(p), id(p))
+            if key in self.layers:
+                D, X, weight, _ = self.layers[key]                            # D [T, n, out], X [n, in]
+                if D is None:
+                    g = None
+                elif p is weight:
+                    g = torch.mm(torch.tensordot(w, D, dims=1).T, X)          # (Σ_t w_t D_t)ᵀ X [out, in]
+                else:
+                    g = torch.tensordot(w, D.sum(1), dims=1)                  # [out]
+                left[key] -= 1
+                if release and left[key] == 0:
+                    del self.layers[key]
+            else:
+                A = self.rest[id(p)]                                          # [T, *p.shape] or None
+                g = None if A is None else torch.tensordot(w, A, dims=1)      # [*p.shape]
+                if release:
+                    del self.rest[id(p)]
+            yield g
 
     def accumulate_into(self, out: torch.Tensor, *, beta: float = 1.0, scale=1.0) -> torch.Tensor:
         """out [T, d] ← β·out + diag(scale)·J in place, without a J temporary; β = 0 ignores out's values."""
@@ -431,6 +540,20 @@ class FactoredJacobian:
                     yield off + c, A[:, c:c + max_cols]
 
 
+def digest(tensors: Sequence[torch.Tensor | None]) -> str:
+    """SHA-1 of the tensors' dtypes, shapes and bytes in order (None counts too): equal digests mean
+    bit-identical tensors."""
+    h = hashlib.sha1()
+    for t in tensors:
+        if t is None:
+            h.update(b"none;")
+            continue
+        t = t.detach().contiguous().cpu()
+        h.update(f"{t.dtype}{tuple(t.shape)};".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy() if t.numel() else b"")     # the buffer, not a copy
+    return h.hexdigest()
+
+
 def _check_out(out: torch.Tensor, T: int, d: int) -> None:
     if out.shape != (T, d) or not out.is_contiguous():
         raise ValueError(f"out must be a contiguous [T, d] = [{T}, {d}] tensor, got shape {tuple(out.shape)}"
@@ -468,14 +591,14 @@ def block_gramian(groups: Sequence[torch.Tensor], params: Sequence[torch.Tensor]
 
 def gramian(losses: torch.Tensor, params: Sequence[torch.Tensor], *, other: torch.Tensor | None = None,
             chunk_size: int | None = None, rep: torch.Tensor | None = None,
-            other_rep: torch.Tensor | None = None) -> torch.Tensor:
+            other_rep: torch.Tensor | None = None, loop: bool = False) -> torch.Tensor:
     """G = J Jᵀ [T, T] of ``losses`` w.r.t. ``params`` without forming J for linear layers (see
     :class:`FactoredJacobian`), or with ``other`` (the losses of another batch) the cross-Gramian J Jₒᵀ.
     ``rep`` / ``other_rep``: the shared representation in each graph (separate heads crossed once)."""
-    fa = FactoredJacobian(losses.reshape(-1), params, chunk_size=chunk_size, rep=rep)
+    fa = FactoredJacobian(losses.reshape(-1), params, chunk_size=chunk_size, rep=rep, loop=loop)
     if other is None:
         return fa.gram()
-    return fa.gram(FactoredJacobian(other.reshape(-1), params, chunk_size=chunk_size, rep=other_rep))
+    return fa.gram(FactoredJacobian(other.reshape(-1), params, chunk_size=chunk_size, rep=other_rep, loop=loop))
 
 
 def representation_grads(losses: torch.Tensor, z: torch.Tensor, layout: str, create_graph: bool = True) -> list:

@@ -29,6 +29,7 @@ from .metrics import relative_improvements
 from .models import MultiTaskModel
 from .tasks import task_losses
 from .weighting import StepContext, Weighting
+from .weighting.gradient import ROW_PATHS as ENGINE_PATHS
 
 PROTOCOLS = ("last", "best_val", "mean_last_k")
 DIVERGENCE_RATIO = 1e4     # a task's epoch-mean training loss above this × its first epoch's: diverged
@@ -68,6 +69,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     steps_per_epoch: int | None = None  # exactly this many steps per epoch, cycling the reshuffled training set
                                         # (a fixed step budget whatever the data size); None: one pass
+    engine: str = "auto"                # how gradient methods make per-task rows: auto | batched | loop (speed only)
 
     def __post_init__(self):
         """Every field checked here, so a wrong value fails now with its name, not deep inside torch."""
@@ -84,6 +86,7 @@ class TrainConfig:
         check_positive("lr", self.lr, strict=True)
         check_positive("lr_gamma", self.lr_gamma, strict=True)
         check_positive("weight_decay", self.weight_decay, allow_zero=True, strict=True)
+        check_choice("engine", self.engine, ENGINE_PATHS)
         if not isinstance(self.device, str):
             raise ValueError(f"device must be a string (auto | cpu | cuda | cuda:N), got {self.device!r}")
         if not isinstance(self.progress, bool):
@@ -261,6 +264,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
     seed_everything(config.seed)
     model.to(device).train()
     weighting.reset()
+    weighting.configure(engine=config.engine)
     step_rule = step_rule or PlainStep()
     params = list(model.parameters()) + list(weighting.parameters())
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -317,6 +321,8 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
         hist.epochs.append(rec)
     bar.close()
     hist.info["train_time"] = time.perf_counter() - start
+    if weighting.engine_info():                           # the path the cost model chose (speed only)
+        hist.info["engine"] = weighting.engine_info()
     hist.final = select_final(hist.epochs, config.eval_protocol, config.eval_k, model.tasks, data)
     if dry:
         est = step_s * planned["epochs"] * planned["steps_per_epoch"]

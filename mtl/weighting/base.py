@@ -56,6 +56,14 @@ class Weighting:
         """Accumulate ``.grad`` for the step; returns logs (at least ``weights`` [T] when defined)."""
         raise NotImplementedError
 
+    def configure(self, *, engine: str = "auto") -> None:
+        """Execution settings from the loop (``TrainConfig.engine``: how per-task gradient rows are
+        made, see :class:`mtl.weighting.gradient.RowPath`); they change speed, never a result."""
+
+    def engine_info(self) -> dict:
+        """What the run records in ``info["engine"]`` about how the steps were computed ({}: nothing)."""
+        return {}
+
     def after_step(self, ctx: StepContext) -> None:
         """Called after ``optimizer.step()`` (FAMO updates its logits here)."""
 
