@@ -209,12 +209,16 @@ def test_imtl_l_scales_drive_every_scaled_loss_to_one():
     L = torch.tensor([0.02, 1.0, 40.0], dtype=torch.float64)
     w = W.create("imtl_l")
     w.weights(L)                                                       # sizes s
-    opt = torch.optim.Adam(w.parameters(), lr=0.05)
-    for _ in range(1500):
+    opt = torch.optim.LBFGS(w.parameters(), max_iter=200, tolerance_grad=1e-12, tolerance_change=0.0,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
         opt.zero_grad()
-        scaled_losses(w._s, L).sum().backward()
-        opt.step()
-    torch.testing.assert_close(torch.exp(w._s.detach()) * L, torch.ones(3, dtype=L.dtype), rtol=1e-4, atol=1e-4)
+        loss = scaled_losses(w._s, L).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    torch.testing.assert_close(torch.exp(w._s.detach()) * L, torch.ones(3, dtype=L.dtype), rtol=1e-6, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- SI-LS
