@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import trim_mean
+from torch import nn
 
 import mtl.weighting as W
+from mtl.jacobian import flatten, jacobian
+from mtl.models import MultiTaskModel
 from mtl.weighting._linalg import dual_cone_weights, project_weights
 from mtl.weighting.config import config_weights
 from mtl.weighting.imtl_g import imtl_g_weights
@@ -238,3 +241,21 @@ def test_si_ls_is_invariant_to_loss_scales_and_refuses_non_positive_losses():
     with pytest.raises(ValueError, match=r"si_ls takes log L_t.*\{1: 0.0\}"):
         W.create("si_ls").weights(torch.tensor([0.5, 0.0]))
     assert W.info("SI-LS").name == "si_ls"
+
+
+# ----------------------------------------------------------------------------- the engine's route
+@pytest.mark.parametrize("name", ["dualproj", "config", "krum", "trimmedmean", "imtl_g"])
+def test_param_mode_step_writes_the_direction_of_j(name):
+    """Whatever ``needs`` declares (Gramian without J, or J), one "param" step writes aggregate(J) into
+    the shared gradients (float64, so the Gramian route is exact to round-off)."""
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 4)).double()
+    model = MultiTaskModel(enc, {f"t{i}": nn.Linear(4, 1).double() for i in range(4)})
+    x = torch.randn(6, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    preds = model.decode(model.encode(x)).values()
+    losses = torch.stack([(p.squeeze(1) - i).pow(2).mean() for i, p in enumerate(preds)])   # [T]
+    J = jacobian(losses, list(model.shared_parameters()), retain_graph=True)            # [T, d]
+    w = W.create(name, mode="param")
+    w.backward(losses, W.StepContext(model=model, batch=(), rep=None, loss_fn=None, next_batch=None))
+    got = flatten([p.grad for p in model.shared_parameters()])
+    torch.testing.assert_close(got, w.aggregate(J.detach(), losses.detach()), rtol=1e-7, atol=1e-10)

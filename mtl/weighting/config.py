@@ -14,14 +14,15 @@ def config_weights(G: np.ndarray) -> np.ndarray:
 
     From G alone: A⁺ = Aᵀ(AAᵀ)⁺ and AAᵀ = C, the cosine matrix, so A⁺1 = Jᵀ D⁻¹ c with c = C⁺1 and
     D = diag ‖g_t‖; then ‖A⁺1‖² = cᵀCc and Σ_t g_tᵀ(A⁺1) = nᵀCc, hence w = D⁻¹c · nᵀCc / cᵀCc. C⁺
-    drops eigenvalues below T·eps·λ_max (the floor of a Gram computed in float64); zero rows count
-    as zero unit vectors (TorchJD's ``nan_to_num``); w = 0 when A⁺1 = 0 (e.g. g and −g).
+    drops eigenvalues below T·eps₃₂·λ_max (the noise floor of a Gram computed in float32, as
+    Aligned-MTL's rank); zero rows count as zero unit vectors (TorchJD's ``nan_to_num``); w = 0 when
+    A⁺1 = 0 (e.g. g and −g).
     """
     n = norms_from_gram(G)                                                   # [T]
     inv = np.where(n > 0, 1.0 / np.where(n > 0, n, 1.0), 0.0)
     C = G * np.outer(inv, inv)                                               # [T, T] cosines
     lam, V = np.linalg.eigh((C + C.T) / 2)
-    keep = lam > max(lam.max(initial=0.0), 0.0) * len(G) * np.finfo(np.float64).eps
+    keep = lam > max(lam.max(initial=0.0), 0.0) * len(G) * np.finfo(np.float32).eps
     c = V[:, keep] @ ((V[:, keep].T @ np.ones(len(G))) / lam[keep])          # C⁺1 [T]
     Cc = C @ c
     q = float(c @ Cc)                                                         # ‖A⁺1‖²

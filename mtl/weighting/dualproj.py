@@ -10,7 +10,7 @@ from ._linalg import normalized, project_weights
 from .gradient import GradientWeighting
 
 
-PAPER = ("Lopez-Paz & Ranzato 2017 (GEM Eq. 11), https://arxiv.org/abs/1706.08840; "
+PAPER = ("Lopez-Paz & Ranzato 2017, https://arxiv.org/abs/1706.08840 (GEM Eq. 11), "
          "named DualProj by Quinton & Rey 2024, https://arxiv.org/abs/2406.16232")
 
 
