@@ -23,7 +23,8 @@ class IMTLL(LossWeighting):
     The network and the learnable log-scales s (init 0, optimised with the model) minimise
     Σ_t (e^{s_t} L_t − s_t) (:func:`scaled_losses`): the shared gradient is Σ_t e^{s_t} g_t and s_t is
     driven to −log L_t, which makes every task's scaled loss 1 (scale invariance). Without IMTL-G's
-    gradient balancing (``imtl`` is both, ``imtl_g`` the gradient half). Weights logged: e^{s}.
+    gradient balancing (``imtl`` is both, ``imtl_g`` the gradient half). Weights logged, and the
+    ``aggregate`` direction's: e^{s} (all 1 from a fresh state).
     The objective is twice ``uw``'s at log-variance −s; the two differ in initialisation (0 here).
     """
 
@@ -42,8 +43,3 @@ class IMTLL(LossWeighting):
     def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
         scaled_losses(materialize(self._s, losses.numel(), losses, 0.0), losses).sum().backward()
         return {"weights": self.weights(losses).detach()}
-
-    def _aggregate(self, J, losses):
-        """From fresh scales s = 0: the plain sum Σ_t g_t."""
-        self.reset()
-        return super()._aggregate(J, losses)
