@@ -1,4 +1,4 @@
-"""Non-dominated fronts, exact hypervolume and grid evaluation of curves and simplices."""
+"""Non-dominated fronts, the indicators (exact hypervolume, IGD, IGD+) and grid evaluation of curves and simplices."""
 import itertools
 
 import numpy as np
@@ -51,6 +51,55 @@ def test_hypervolume_rejects_bad_input():
         F.hypervolume([[np.nan, 1]], [2, 2])
     with pytest.raises(ValueError, match="ref"):
         F.hypervolume([[1, 1]], [np.inf, 2])
+
+
+# ----------------------------------------------------------------------------- IGD, IGD+ (pymoo), by hand
+Z3 = [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]                                         # a reference front
+
+
+def test_igd_and_igd_plus_hand_computed():
+    # the two end points: distances 0, √0.5, 0 for IGD; for IGD+ only the worse coordinates count:
+    # from (0.5, 0.5) to (0, 1) or (1, 0) that is 0.5
+    assert np.isclose(F.igd([[0, 1], [1, 0]], Z3), np.sqrt(0.5) / 3)
+    assert np.isclose(F.igd_plus([[0, 1], [1, 0]], Z3), 0.5 / 3)
+    # one point dominating the whole reference front: IGD sees distances, IGD+ sees none
+    assert np.isclose(F.igd([[0, 0]], Z3), (1 + np.sqrt(0.5) + 1) / 3)
+    assert F.igd_plus([[0, 0]], Z3) == 0.0
+    # one point worse than all of it: d⁺ = d, so IGD+ = IGD
+    assert np.isclose(F.igd_plus([[1, 1]], Z3), (1 + np.sqrt(0.5) + 1) / 3)
+    assert np.isclose(F.igd([[1, 1]], Z3), F.igd_plus([[1, 1]], Z3))
+    assert F.igd(Z3, Z3) == F.igd_plus(Z3, Z3) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_igd_plus_is_at_most_igd_and_weakly_pareto_compliant(seed):
+    rng = np.random.default_rng(seed)
+    Z = F.pareto_front(rng.uniform(0, 1, size=(20, 3)))
+    A = rng.uniform(0, 1, size=(8, 3))
+    B = A + rng.uniform(0, 0.3, size=A.shape)                                     # every b dominated by its a
+    assert F.igd_plus(A, Z) <= F.igd(A, Z) + 1e-12
+    assert F.igd_plus(A, Z) <= F.igd_plus(B, Z) + 1e-12
+
+
+def test_front_indicators_against_the_union_front():
+    sets = {"ends": [[0, 1], [1, 0]], "middle": [[0.5, 0.5]], "worse": [[1, 1]]}
+    t = F.front_indicators(sets, ref=[2, 2])
+    assert list(t.index) == ["ends", "middle", "worse"] and list(t.columns) == ["hypervolume", "IGD", "IGD+"]
+    assert np.isclose(t.loc["ends", "hypervolume"], 3.0) and np.isclose(t.loc["middle", "hypervolume"], 2.25)
+    assert np.isclose(t.loc["ends", "IGD"], np.sqrt(0.5) / 3)                      # union front = Z3
+    assert np.isclose(t.loc["middle", "IGD"], 2 * np.sqrt(0.5) / 3)
+    assert np.isclose(t.loc["worse", "IGD+"], (1 + np.sqrt(0.5) + 1) / 3)
+    given = F.front_indicators(sets, ref=[2, 2], reference_front=[[0, 0]])
+    assert np.isclose(given.loc["middle", "IGD"], np.sqrt(0.5))
+
+
+def test_igd_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least one point"):
+        F.igd(np.zeros((0, 2)), Z3)
+    with pytest.raises(ValueError, match="objectives"):
+        F.igd_plus([[1, 2, 3]], Z3)
+    with pytest.raises(ValueError, match="at least one point set"):
+        F.front_indicators({}, ref=[1, 1])
 
 
 def test_grid_evaluation_of_a_simplex_hits_its_members(tiny_mnist):

@@ -141,6 +141,23 @@ def test_mto_labels_are_the_registry_labels():
     assert all(mto.label(n) == W.label(n) for n in W.names())
 
 
+def test_the_methods_page_lists_every_registered_entry(monkeypatch):
+    """book/methods.md's code cell, run as the book build runs it, prints one table row per name."""
+    import IPython.display
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "book" / "methods.md").read_text()
+    cell = page.split("```{code-cell} ipython3", 1)[1].split("```", 1)[0]
+    code = "\n".join(line for line in cell.splitlines() if not line.startswith(":"))   # minus MyST options
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda md: shown.append(md.data))
+    exec(code, {})
+    text = "\n".join(shown)
+    for kind, reg in REGISTRIES.items():
+        missing = [n for n in reg.names() if f"| `{n}` | {reg.label(n)} |" not in text]
+        assert not missing, (kind, missing)
+
+
 # ----------------------------------------------------------------------------- the package
 def test_package_version_and_lazy_submodules():
     assert isinstance(mtl.__version__, str) and mtl.__version__.count(".") >= 1

@@ -11,7 +11,7 @@ method's name.
 Kinds, by ``info(name).needs``: loss weightings (:class:`LossWeighting`), gradient weightings
 (:class:`GradientWeighting`, "param" or "rep" mode, from the Gramian, a factored Jacobian or J
 itself) and custom ones (bilevel methods that draw a validation batch, three-batch methods, wrappers).
-Solvers: MGDA and UPGrad use scipy's NNLS (exact active-set), CAGrad scipy SLSQP, FairGrad scipy
+Solvers: MGDA, UPGrad and DualProj use scipy's NNLS (exact active-set), CAGrad scipy SLSQP, FairGrad scipy
 ``least_squares`` (as the official code), Nash-MTL and FORUM cvxpy with Clarabel (optional
 dependency ``mtl-imbalance[solvers]``; missing → ImportError at construction).
 """
@@ -21,10 +21,11 @@ from ._registry import WEIGHTINGS, aggregate, create, info, label, names, regist
 from .base import LossWeighting, StepContext, Weighting  # noqa: E402
 from .gradient import GradientWeighting  # noqa: E402
 from . import ew, ls  # noqa: E402,F401  (registration)
-from . import uw, dwa, gls, rlw, stch, famo  # noqa: E402,F401  (loss weightings)
+from . import uw, dwa, gls, rlw, stch, famo, si_ls, imtl_l  # noqa: E402,F401  (loss weightings)
 from . import autolambda, forum, moml  # noqa: E402,F401  (bilevel)
 from . import (gradnorm, mgda, imtl, alignedmtl, graddrop, pcgrad, gradvac, cagrad, nashmtl,  # noqa: E402,F401
-               moco, dbmtl, excessmtl, fairgrad, modo, sdmgrad, upgrad, avgnorm)
+               moco, dbmtl, excessmtl, fairgrad, modo, sdmgrad, upgrad, avgnorm, imtl_g, dualproj, config, krum,
+               trimmedmean)
 from . import consmtl, url  # noqa: E402,F401  (ConsMTL/ULO bilevel heads; URL wraps a base weighting)
 
 __all__ = ["names", "info", "label", "create", "aggregate", "register", "WEIGHTINGS", "MethodInfo", "Weighting",

@@ -1,6 +1,6 @@
 """Small numerical pieces the gradient weightings share: Gram matrices, simplex projection, the
-exact MGDA min-norm solver and the dual-cone projection (both through ``scipy.optimize.nnls``),
-lazily sized task parameters and the optional-dependency guard.
+exact MGDA min-norm solver and the dual-cone projection of task weights (both through
+``scipy.optimize.nnls``), lazily sized task parameters and the optional-dependency guard.
 
 Solvers work in float64 NumPy on the T×T Gram matrix G = J Jᵀ, never on J itself, so their cost
 does not depend on the number of parameters d.
@@ -56,19 +56,26 @@ def min_norm_weights(G: np.ndarray) -> np.ndarray:
     return u / u.sum() if u.sum() > 0 else np.full(T, 1.0 / T)
 
 
-def dual_cone_weights(G: np.ndarray, reg: float = 0.0) -> np.ndarray:
-    """V [T, T]: row i is v_i = argmin_{v ≥ e_i} vᵀ G v, so Jᵀ v_i projects g_i onto {x : Jx ≥ 0}.
+def project_weights(U: np.ndarray, G: np.ndarray, reg: float = 0.0) -> np.ndarray:
+    """V [k, T]: row i is v_i = argmin_{v ≥ u_i} vᵀ G v for the rows u_i of U [k, T], so that Jᵀ v_i is
+    the projection of Jᵀ u_i onto the dual cone {x : Jx ≥ 0} (Quinton & Rey 2024 Prop. 1).
 
-    (UPGrad's dual problem, Quinton & Rey 2024 Prop. 1.) With v = e_i + u, u ≥ 0, it is the NNLS
-    min ‖A u + A e_i‖ for AᵀA = G + reg·I, solved by ``scipy.optimize.nnls`` one task at a time.
+    With v = u_i + x, x ≥ 0, it is the NNLS min ‖A x + A u_i‖ for AᵀA = G + reg·I, solved by
+    ``scipy.optimize.nnls`` one row at a time (UPGrad projects every g_i, DualProj the mean).
     """
     T = len(G)
     A = psd_root(G + reg * np.eye(T))                                 # [T, T]
-    V = np.eye(T)
-    for i in range(T):                                                # a loop over T, not T²
-        u, _ = nnls(A, -A[:, i], maxiter=50 * T)
-        V[i] += u
+    V = np.array(U, dtype=np.float64, copy=True).reshape(-1, T)       # [k, T]
+    for i in range(len(V)):                                           # a loop over k ≤ T, not T²
+        x, _ = nnls(A, -(A @ V[i]), maxiter=50 * T)
+        V[i] += x
     return V
+
+
+def dual_cone_weights(G: np.ndarray, reg: float = 0.0) -> np.ndarray:
+    """V [T, T]: row i is v_i = argmin_{v ≥ e_i} vᵀ G v, so Jᵀ v_i projects g_i onto {x : Jx ≥ 0}
+    (UPGrad's dual problem, Quinton & Rey 2024 Prop. 1; :func:`project_weights` of the identity)."""
+    return project_weights(np.eye(len(G)), G, reg)
 
 
 def project_simplex(v: torch.Tensor) -> torch.Tensor:

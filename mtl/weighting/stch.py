@@ -6,6 +6,7 @@ import torch
 from ..checks import check_count, check_positive
 from ._registry import register
 from .base import LossWeighting, StepContext
+from .si_ls import log_loss_weights
 
 
 @register("stch", label="STCH", paper="Lin et al. 2024, https://arxiv.org/abs/2402.19078", needs="losses",
@@ -36,11 +37,9 @@ class STCH(LossWeighting):
         return super().backward(losses, ctx)
 
     def weights(self, losses: torch.Tensor) -> torch.Tensor:
-        L = losses.detach()
-        if not bool((L > 0).all()):             # Σ log L_t and L_t / z_t are undefined at L_t ≤ 0
-            bad = {i: float(v) for i, v in enumerate(L) if not v > 0}
-            raise ValueError(f"stch takes log L_t, so every loss must be positive; got task index -> loss {bad}")
+        inv = log_loss_weights(losses, "stch")   # Σ log L_t and L_t / z_t are undefined at L_t ≤ 0
         if self._epoch <= self.warmup_epoch or self._nadir_sum is None:
-            return 1.0 / L                                                     # ∇ Σ log L_t
+            return inv                                                         # ∇ Σ log L_t (si_ls)
+        L = losses.detach()
         z = (self._nadir_sum / self._nadir_n).clamp_min(1e-20)                 # [T]
         return L.numel() * torch.softmax(L / (z * self.mu), 0) / z
