@@ -94,9 +94,12 @@ def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=Tru
     chunks = []
     for start in range(0, T, c):
         last = start + c >= T
-        chunks.append(torch.autograd.grad(outputs, targets, grad_outputs=rows[start:start + c],
-                                          retain_graph=retain_graph or not last, is_grads_batched=True,
-                                          allow_unused=True, materialize_grads=materialize))
+        got = torch.autograd.grad(outputs, targets, grad_outputs=rows[start:start + c],
+                                  retain_graph=retain_graph or not last, is_grads_batched=True,
+                                  allow_unused=True, materialize_grads=materialize)
+        n = min(c, T - start)   # a materialised unused input comes back as zeros_like(x), without the batch dim
+        chunks.append([torch.zeros((n, *x.shape), dtype=x.dtype, device=x.device)
+                       if g is not None and g.dim() == x.dim() else g for g, x in zip(got, targets)])
     if len(chunks) == 1:
         return list(chunks[0])
     return [None if chunks[0][i] is None else torch.cat([ch[i] for ch in chunks]) for i in range(len(targets))]
