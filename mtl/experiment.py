@@ -159,6 +159,25 @@ class RunSpec:
     def run_id(self) -> str:
         return run_id(self.params())
 
+    def check(self) -> "RunSpec":
+        """Every name and keyword checked against its registry (and ``train`` against
+        :class:`~mtl.train.TrainConfig`) before anything is built or trained; the error names what
+        is wrong and what is valid. Returns the spec."""
+        D.DATASETS.check(self.dataset, self.dataset_kw)
+        BACKBONES.check(self.backbone, self.backbone_kw)
+        ARCHITECTURES.check(self.architecture, self.architecture_kw or {})
+        W.WEIGHTINGS.check(self.weighting, self.weighting_kw)
+        valid = [f.name for f in fields(TrainConfig)]
+        unknown = sorted(set(self.train) - set(valid))
+        if unknown:
+            raise TypeError(f"spec 'train' has no key(s) {unknown}; valid: {valid}")
+        self.config()                                       # TrainConfig checks every value
+        if self.corruption:
+            unknown = sorted(set(self.corruption) - set(_defaults(corrupt)))
+            if unknown:
+                raise TypeError(f"spec 'corruption' has no key(s) {unknown}; valid: {sorted(_defaults(corrupt))}")
+        return self
+
     def config(self) -> TrainConfig:
         return TrainConfig(**self.train)
 

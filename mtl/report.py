@@ -15,6 +15,17 @@ HIGHER = {"miou": True, "pix_acc": True, "odsf": True, "acc": True, "within_11":
           "mae": False}
 
 
+def text_table(rows: list[tuple]) -> str:
+    """Rows of strings as a plain-text table, columns left-aligned two spaces apart (the first row a header).
+
+    >>> print(text_table([("name", "label"), ("ew", "Uniform")]))
+    name  label
+    ew    Uniform
+    """
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
 def metric_label(col: str) -> str:
     """``"normal/mean"`` -> ``"normal mean ↓"``; Δm columns get their own labels."""
     if col == "delta_m":

@@ -28,6 +28,7 @@ from typing import Mapping
 from . import sweep
 from .paths import portable, repo_root
 from .profiles import PROFILES
+from .report import text_table
 from .runs import write_json
 from .train import DRY_RUN, DRY_RUN_LOG
 
@@ -221,8 +222,7 @@ def dry_run_table(records: list[dict]) -> str:
               duration(r["estimate_s"])) for r in records]
     rows.append(("total", "", str(sum(r["runs"] for r in records)), duration(sum(r["step_s"] for r in records)),
                  duration(sum(r["estimate_s"] for r in records))))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    return text_table(rows)
 
 
 def positive_int(text: str) -> int:
