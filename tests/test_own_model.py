@@ -50,3 +50,26 @@ def test_probes_and_the_last_shared_layer_work_on_the_own_model(example, tiny_mn
     assert kinds.count("gradients") == 2 and kinds.count("rep_cos") == 2
     grad = hist.epochs[0]["probes"][0]
     assert set(grad["grad_norm_last"]) == {"left", "right"} and grad["cos"][0][0] == pytest.approx(1.0)
+
+
+def _readme_blocks(heading: str) -> list[str]:
+    """The python code blocks of the README section under ``heading`` (up to the next heading)."""
+    text = (EXAMPLE.parent.parent / "README.md").read_text()
+    section = text.split(f"\n{heading}\n", 1)[1].split("\n### ", 1)[0]
+    return [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+
+
+def test_the_readme_recipes_run(one_thread):
+    own, lit = _readme_blocks("### Your own model")
+    ns: dict = {}
+    exec(own, ns)                                       # the recipe: own encoder and heads, trained with Nash-MTL
+    assert set(ns["hist"].final) == {"left", "right"}
+    assert ns["model"].encoder is ns["encoder"] and list(ns["model"].heads) == ["left", "right"]
+    L = pytest.importorskip("lightning")
+    exec(lit, ns)                                       # the Lightning module, one epoch of FAMO (needs loss_fn)
+    module = ns["LitMTL"](ns["model"], W.create("famo"), ns["data"])
+    before = ns["model"].encoder[0].weight.detach().clone()
+    trainer = L.Trainer(max_epochs=1, max_steps=3, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, ns["data"].loader("train", 32, shuffle=True))
+    assert trainer.global_step == 3 and not torch.equal(before, ns["model"].encoder[0].weight)
