@@ -28,6 +28,11 @@ def runs_dir() -> Path:
     return Path(os.environ.get("MTL_RUNS", repo_root() / "runs"))
 
 
+def status_file(runs_root: str | Path, profile: str) -> Path:
+    """``<runs_root>/reproduce-<profile>.json``: what ``mtl-reproduce`` recorded of each section's last execution."""
+    return Path(runs_root) / f"reproduce-{profile}.json"
+
+
 def cache_dir() -> Path:
     """Generated-data cache: ``$MTL_CACHE`` or ``~/.cache/mtl``."""
     p = Path(os.environ.get("MTL_CACHE", Path.home() / ".cache" / "mtl"))
