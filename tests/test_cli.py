@@ -122,3 +122,24 @@ def test_the_console_command_runs_in_a_subprocess(tmp_path):
     import tomllib
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["mtl"] == "mtl.cli:main" and scripts["mtl-reproduce"] == "mtl.reproduce:main"
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "train_run", lambda out, spec: seen.append((out, spec)) or {})
+
+    class Terminal:
+        def isatty(self):
+            return True
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    for env, shown in (({}, True), ({"CI": "true"}, False), ({"TQDM_DISABLE": "1"}, False)):
+        for k in ("CI", "TQDM_DISABLE"):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        cli.train(str(_spec_file(tmp_path)), str(tmp_path / "out"))
+        out, spec = seen[-1]
+        assert spec.train["progress"] is shown and spec.run_id() == RunSpec.from_dict(SPEC).run_id(), env
+    cli.train(str(_spec_file(tmp_path)), None, threads=3, tensorboard=True, progress=False)
+    out, spec = seen[-1]
+    assert out.name == "mine" and (spec.threads, spec.tensorboard, spec.train["progress"]) == (3, True, False)
