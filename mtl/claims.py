@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 
-from .runs import write_json
+from .runs import recorded, write_json
 
 VERDICTS = ("supports", "contradicts", "inconclusive", "untestable")
 
@@ -62,12 +62,8 @@ def verdict(id: str, verdict: str, paper: str, ours: str, evidence: str, *, rule
 def recorded_threads(out_dir: str | Path) -> dict[int, int]:
     """How many finished runs under ``out_dir`` were made with each torch thread count (``info["threads"]``)."""
     counts: dict[int, int] = {}
-    for f in sorted(Path(out_dir).rglob("metrics.json")):
-        if ".corrupt" in f.parts:
-            continue
-        threads = json.loads(f.read_text()).get("info", {}).get("threads")
-        if threads is not None:
-            counts[int(threads)] = counts.get(int(threads), 0) + 1
+    for t, n in recorded(out_dir, "threads").items():
+        counts[int(t)] = counts.get(int(t), 0) + n
     return counts
 
 

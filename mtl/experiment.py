@@ -38,6 +38,7 @@ from .diagnostics import GradientProbe, RepresentationProbe
 from .models import ARCHITECTURES, BACKBONES, create_model
 from .paths import portable, repo_root, sibling_run_dirs
 from .runs import file_mode, run_id, run_or_load
+from .tensorboard import EVENTS_DIR, summary_writer, write_events
 from .train import TrainConfig, dry_run, fit, resolve_device, seed_everything
 
 PROBE_KINDS = ("gradient", "representation")
@@ -74,7 +75,9 @@ class RunSpec:
     ``save_model`` writes the trained ``state_dict`` as ``<run>/model.pt``. Optional fields left
     at ``None`` are not part of :meth:`params`. ``threads`` is an execution setting: the run trains
     with torch pinned to that many threads (CPU results are bit-identical only at the same count,
-    which every record stores in ``info["threads"]``); it is not part of the run id.
+    which every record stores in ``info["threads"]``); it is not part of the run id. ``tensorboard``
+    is one too: when true, the run's history is also written as TensorBoard events into
+    ``<run>/tensorboard/`` (:mod:`mtl.tensorboard`; the JSON record stays the source of truth).
 
     >>> spec = RunSpec.from_dict({"dataset": "multimnist", "backbone": "lenet", "name": "demo"})
     >>> spec.params()["architecture"], spec.params()["weighting"]
@@ -98,6 +101,7 @@ class RunSpec:
     save_model: bool | None = None
     name: str | None = None
     threads: int | None = None          # execution setting: torch threads for training (not part of the id)
+    tensorboard: bool | None = None     # execution setting: also write TensorBoard events (not part of the id)
 
     # ------------------------------------------------------------------ plain parameters in and out
     @classmethod
@@ -113,6 +117,8 @@ class RunSpec:
         valid = {f.name for f in fields(cls)} | {"probe"}
         if spec.get("threads") is not None:
             check_count("threads", spec["threads"])
+        if spec.get("tensorboard") is not None and not isinstance(spec["tensorboard"], bool):
+            raise ValueError(f"spec key 'tensorboard' must be true or false, got {spec['tensorboard']!r}")
         unknown = set(spec) - valid
         if unknown:
             raise ValueError(f"unknown spec keys {sorted(unknown)}; valid keys: {sorted(valid - {'probe'})}")
@@ -153,6 +159,25 @@ class RunSpec:
 
     def run_id(self) -> str:
         return run_id(self.params())
+
+    def check(self) -> "RunSpec":
+        """Every name and keyword checked against its registry (and ``train`` against
+        :class:`~mtl.train.TrainConfig`) before anything is built or trained; the error names what
+        is wrong and what is valid. Returns the spec."""
+        D.DATASETS.check(self.dataset, self.dataset_kw)
+        BACKBONES.check(self.backbone, self.backbone_kw)
+        ARCHITECTURES.check(self.architecture, self.architecture_kw or {})
+        W.WEIGHTINGS.check(self.weighting, self.weighting_kw)
+        valid = [f.name for f in fields(TrainConfig)]
+        unknown = sorted(set(self.train) - set(valid))
+        if unknown:
+            raise TypeError(f"spec 'train' has no key(s) {unknown}; valid: {valid}")
+        self.config()                                       # TrainConfig checks every value
+        if self.corruption:
+            unknown = sorted(set(self.corruption) - set(_defaults(corrupt)))
+            if unknown:
+                raise TypeError(f"spec 'corruption' has no key(s) {unknown}; valid: {sorted(_defaults(corrupt))}")
+        return self
 
     def config(self) -> TrainConfig:
         return TrainConfig(**self.train)
@@ -208,6 +233,8 @@ def save_state(path, state: dict) -> None:
 
 def train_run(out_dir, spec: Mapping[str, Any] | RunSpec) -> dict:
     """Train (or load) the run described by ``spec``; returns the run record (see :mod:`mtl.runs`).
+    With ``spec.tensorboard`` its history is also written as TensorBoard events (when a loaded run
+    has none yet, too).
 
     In dry mode (:func:`mtl.train.dry_run`) ``out_dir`` must lie outside the repository's ``runs/``:
     one-step runs are never recorded where real runs are loaded from."""
@@ -217,11 +244,17 @@ def train_run(out_dir, spec: Mapping[str, Any] | RunSpec) -> dict:
         raise RuntimeError(f"dry mode (MTL_DRY_RUN set) would record one-step runs in {out_dir}, inside runs/; "
                            "point the runs elsewhere (mtl-reproduce --dry-run uses a temporary folder)")
 
+    if spec.tensorboard:
+        summary_writer()                 # a missing tensorboard package fails now, not after training
+
     def run():
         with pinned_threads(spec.threads):
             return _train(spec, params, out_dir)
 
-    return run_or_load(out_dir, params, run, reuse=sibling_run_dirs(out_dir))
+    rec = run_or_load(out_dir, params, run, reuse=sibling_run_dirs(out_dir))
+    if spec.tensorboard and not (rec["resumed"] and (Path(rec["run_dir"]) / EVENTS_DIR).is_dir()):
+        write_events(rec["run_dir"], rec["history"])
+    return rec
 
 
 def _train(spec: RunSpec, params: dict, out_dir) -> dict:

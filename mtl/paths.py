@@ -37,6 +37,11 @@ def sibling_run_dirs(out_dir) -> list[Path]:
     return sorted(p for p in root.glob(f"*/{out.name}") if p.is_dir() and p != out)
 
 
+def status_file(runs_root: str | Path, profile: str) -> Path:
+    """``<runs_root>/reproduce-<profile>.json``: what ``mtl-reproduce`` recorded of each section's last execution."""
+    return Path(runs_root) / f"reproduce-{profile}.json"
+
+
 def cache_dir() -> Path:
     """Generated-data cache: ``$MTL_CACHE`` or ``~/.cache/mtl``."""
     p = Path(os.environ.get("MTL_CACHE", Path.home() / ".cache" / "mtl"))

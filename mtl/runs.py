@@ -173,6 +173,21 @@ def load_run(run_dir: str | Path) -> dict:
     return out
 
 
+def finished_records(out_dir: str | Path) -> list[Path]:
+    """The ``metrics.json`` of every finished run under ``out_dir`` (any depth; moved-aside ones excluded), sorted."""
+    return [f for f in sorted(Path(out_dir).rglob("metrics.json")) if CORRUPT not in f.parts]
+
+
+def recorded(out_dir: str | Path, key: str) -> dict:
+    """How many finished runs under ``out_dir`` recorded each value of ``info[key]`` (e.g. "threads", "torch")."""
+    counts: dict = {}
+    for f in finished_records(out_dir):
+        value = json.loads(f.read_text()).get("info", {}).get(key)
+        if value is not None:
+            counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
 def history_frame(history: list[dict]) -> pd.DataFrame:
     """Flatten per-epoch records into one row per epoch (columns like ``val/depth/rmse``)."""
     return pd.json_normalize(history, sep="/")

@@ -171,17 +171,32 @@ class PlainStep:
         ctx = StepContext(model=model, batch=batch, rep=rep, loss_fn=lambda b: rep_loss_fn(b)[0],
                           rep_loss_fn=rep_loss_fn, epoch=info.epoch, step=info.step, next_batch=info.next_batch,
                           probes=info.probes)
-        optimizer.zero_grad(set_to_none=True)
-        reg = model.regularization()
-        if reg is not None:
-            reg.backward(retain_graph=True)
-        logs = weighting.backward(losses, ctx)
-        records = [r for r in (probe(ctx, logs) for probe in ctx.probes) if r]   # diagnostics, before the step
-        if records:
-            logs["probes"] = records
-        optimizer.step()
-        weighting.after_step(ctx)
-        return {"losses": losses.detach(), **logs}
+        return {"losses": losses.detach(), **weighted_step(weighting, losses, ctx, optimizer)}
+
+
+def weighted_step(weighting: Weighting, losses: torch.Tensor, ctx: StepContext, optimizer) -> dict:
+    """One optimisation step of ``weighting`` on the task ``losses`` [T]: zero the gradients, the
+    model's regularisation term (if any), the weighting's backward, the probes of ``ctx``, the
+    optimiser step, the weighting's ``after_step``. Returns the weighting's logs (``weights`` [T]
+    when defined; ``probes`` when a probe recorded).
+
+    The loop's own step (:class:`PlainStep`), and how to use a weighting inside another training
+    loop (a PyTorch Lightning ``training_step`` with manual optimisation, say): build
+    ``StepContext(model, batch, rep=z)`` from the forward (``z = model.encode(x)``: keep it for
+    "rep" mode), add ``loss_fn=`` / ``next_batch=`` for methods that need them, call this, and call
+    ``weighting.end_epoch(epoch, mean_losses)`` at the end of each epoch.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    reg = ctx.model.regularization() if hasattr(ctx.model, "regularization") else None
+    if reg is not None:
+        reg.backward(retain_graph=True)
+    logs = weighting.backward(losses, ctx)
+    records = [r for r in (probe(ctx, logs) for probe in ctx.probes) if r]   # diagnostics, before the step
+    if records:
+        logs["probes"] = records
+    optimizer.step()
+    weighting.after_step(ctx)
+    return logs
 
 
 @dataclass

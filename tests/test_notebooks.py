@@ -2,6 +2,7 @@
 folder (never into the committed runs/), nbval on those outputs, and a book build of them with
 warnings as errors."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from mtl.paths import status_file
 from mtl.reproduce import execute_section, sections, write_toc
+from mtl.runs import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = sections(ROOT / "book")
@@ -20,6 +23,7 @@ def smoke_runs(tmp_path_factory):
     """Executed smoke notebooks: <tmp>/runs/<section>/smoke/<section>.ipynb."""
     runs_root = tmp_path_factory.mktemp("smoke") / "runs"
     results = {s: execute_section(s, "smoke", runs_root, ROOT / "book", timeout=600) for s in SECTIONS}
+    write_json(status_file(runs_root, "smoke"), list(results.values()))   # what mtl-reproduce records
     return runs_root, results
 
 
@@ -58,3 +62,6 @@ def test_book_builds_from_smoke_outputs(smoke_runs, tmp_path):
         page = (html / "runs" / s / "smoke" / f"{s}.html").read_text()
         assert "Verdict" in page and ("supports" in page or "contradicts" in page or "inconclusive" in page)
     assert "C1" in (html / "claims.html").read_text()
+    status = (html / "status.html").read_text()                 # the execution-status page, from the records
+    assert "Profile <code" in status and "<table" in status
+    assert all(re.search(rf"<td>(<p>)?{s}(</p>)?</td>", status) for s in SECTIONS), "a table row per section"

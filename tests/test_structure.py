@@ -90,3 +90,15 @@ def test_library_modules_name_no_claim_and_no_seed(name):
     text = MODULES[name].read_text()
     found = [m.group(0) for m in CLAIM_ID.finditer(text)] + [m.group(0) for m in SEED_NUMBER.finditer(text)]
     assert not found, f"{MODULES[name].relative_to(ROOT)} names {sorted(set(found))}: that belongs in mtl/studies/"
+
+
+ARGPARSE_ALLOWED = {"mtl.reproduce", "mtl.cli"}      # the console entry points; the library takes arguments
+
+
+def test_argparse_only_in_the_console_entry_points():
+    users = {name for name, path in MODULES.items()
+             for node in ast.walk(ast.parse(path.read_text()))
+             if (isinstance(node, ast.Import) and any(a.name == "argparse" for a in node.names))
+             or (isinstance(node, ast.ImportFrom) and node.module == "argparse")}
+    assert users <= ARGPARSE_ALLOWED, f"argparse outside the entry points: {sorted(users - ARGPARSE_ALLOWED)}"
+    assert ARGPARSE_ALLOWED <= users

@@ -20,18 +20,34 @@ class StepContext:
     split (bilevel methods ask for "val"; three-batch methods ask for "train"). ``probes`` are
     diagnostics the step calls after the backward and before the optimizer step (see
     :mod:`mtl.diagnostics`); empty unless asked for.
+
+    Outside :func:`mtl.train.fit` (another training loop) only ``model`` is required, with ``rep``
+    for "rep" mode; a method that calls a ``loss_fn`` or ``next_batch`` left out (FAMO, bilevel
+    and three-batch methods) raises an error saying which one to pass.
     """
 
     model: torch.nn.Module
-    batch: tuple
-    rep: torch.Tensor | None
-    loss_fn: Callable[[tuple], torch.Tensor]
-    next_batch: Callable[[str], tuple]
+    batch: tuple = ()
+    rep: torch.Tensor | None = None
+    loss_fn: Callable[[tuple], torch.Tensor] | None = None
+    next_batch: Callable[[str], tuple] | None = None
     epoch: int = 0
     step: int = 0
     extras: dict = field(default_factory=dict)
     probes: tuple = ()
     rep_loss_fn: Callable[[tuple], tuple] | None = None
+
+    def __post_init__(self):
+        for name, what in (("loss_fn", "batch -> task losses [T]"), ("next_batch", 'split ("train" | "val") -> batch')):
+            if getattr(self, name) is None:
+                setattr(self, name, _not_given(name, what))
+
+
+def _not_given(name: str, what: str) -> Callable:
+    def missing(*args):
+        raise ValueError(f"this weighting calls StepContext.{name} ({what}), which was not given: pass "
+                         f"StepContext(..., {name}=...) (mtl.train.fit always does)")
+    return missing
 
 
 class Weighting:
