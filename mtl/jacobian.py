@@ -99,7 +99,8 @@ def _batched_grads(losses, targets, chunk_size, rep, params, *, retain_graph=Tru
                                   allow_unused=True, materialize_grads=materialize)
         n = min(c, T - start)   # a materialised unused input comes back as zeros_like(x), without the batch dim
         chunks.append([torch.zeros((n, *x.shape), dtype=x.dtype, device=x.device)
-                       if g is not None and g.dim() == x.dim() else g for g, x in zip(got, targets)])
+                       if g is not None and isinstance(x, torch.Tensor) and g.dim() == x.dim() else g
+                       for g, x in zip(got, targets)])
     if len(chunks) == 1:
         return list(chunks[0])
     return [None if chunks[0][i] is None else torch.cat([ch[i] for ch in chunks]) for i in range(len(targets))]

@@ -325,9 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
     summary_path = status_file(runs_root, args.profile)
     previous = {r["section"]: r for r in (json.loads(summary_path.read_text()) if summary_path.exists() else [])}
-    for r in records:  # keep the duration of the first (training) execution beside the latest one
+    for r in records:  # keep the duration of the last execution that trained runs beside the latest one
         first = previous.get(r["section"], {})
-        r["first_duration_s"] = first.get("first_duration_s", first.get("duration_s", r["duration_s"]))
+        r["first_duration_s"] = (r["duration_s"] if r.get("trained") else
+                                 first.get("first_duration_s", first.get("duration_s", r["duration_s"])))
         made_at = r.get("commit") if r.get("trained") else first.get("runs_commit")   # the last that trained
         if made_at:
             r["runs_commit"] = made_at
