@@ -93,6 +93,22 @@ def lazy_parameter() -> UninitializedParameter:
     return UninitializedParameter()
 
 
+class LogScales:
+    """Mixin: learnable per-task log-scales ``_s`` [T], sized on the first step and filled with ``init``,
+    trained with the model (UW's log-variances, IMTL-L's scales)."""
+
+    init: float = 0.0
+
+    def reset(self) -> None:
+        self._s = lazy_parameter()                     # [T], sized on the first step
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self._s]
+
+    def log_scales(self, losses: torch.Tensor) -> torch.nn.Parameter:
+        return materialize(self._s, losses.numel(), losses, self.init)   # [T]
+
+
 def materialize(p: torch.nn.Parameter, T: int, like: torch.Tensor, value: float) -> torch.nn.Parameter:
     """Give a lazy parameter T entries filled with ``value`` on ``like``'s device (no-op once sized)."""
     if isinstance(p, UninitializedParameter):

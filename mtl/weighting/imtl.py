@@ -5,14 +5,14 @@ import numpy as np
 import torch
 
 from ._registry import register
-from ._linalg import lazy_parameter, materialize
+from ._linalg import LogScales
 from .gradient import GradientWeighting
 from .imtl_g import PAPER, imtl_g_weights
 from .imtl_l import scaled_losses
 
 
 @register("imtl", label="IMTL", paper=PAPER, needs="gramian", modes=("param", "rep"), stateful=True)
-class IMTL(GradientWeighting):
+class IMTL(LogScales, GradientWeighting):
     """Hybrid IMTL (IMTL-L + IMTL-G), Liu et al. 2021 Alg. 1 (https://openreview.net/forum?id=IMPnRXEWpvr).
 
     IMTL-L (:func:`~mtl.weighting.imtl_l.scaled_losses`): the gradients are taken of e^{s_t} L_t − s_t
@@ -28,14 +28,8 @@ class IMTL(GradientWeighting):
         super().__init__(mode, chunk_size)
         self.reset()
 
-    def reset(self) -> None:
-        self._s = lazy_parameter()
-
-    def parameters(self) -> list[torch.Tensor]:
-        return [self._s]
-
     def transform(self, losses: torch.Tensor) -> torch.Tensor:
-        return scaled_losses(materialize(self._s, losses.numel(), losses, 0.0), losses)
+        return scaled_losses(self.log_scales(losses), losses)
 
     def gram_weights(self, G: np.ndarray, losses: torch.Tensor) -> np.ndarray:
         return imtl_g_weights(G)

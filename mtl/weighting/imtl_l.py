@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ._registry import register
-from ._linalg import lazy_parameter, materialize
+from ._linalg import LogScales
 from .base import LossWeighting, StepContext
 from .imtl_g import PAPER
 
@@ -17,7 +17,7 @@ def scaled_losses(s: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
 
 
 @register("imtl_l", label="IMTL-L", paper=PAPER, needs="losses", stateful=True)
-class IMTLL(LossWeighting):
+class IMTLL(LogScales, LossWeighting):
     """IMTL-L alone, Liu et al. 2021 Eq. 6 (https://openreview.net/forum?id=IMPnRXEWpvr), as LibMTL's loss half.
 
     The network and the learnable log-scales s (init 0, optimised with the model) minimise
@@ -31,15 +31,9 @@ class IMTLL(LossWeighting):
     def __init__(self):
         self.reset()
 
-    def reset(self) -> None:
-        self._s = lazy_parameter()                     # [T], sized on the first step
-
-    def parameters(self) -> list[torch.Tensor]:
-        return [self._s]
-
     def weights(self, losses: torch.Tensor) -> torch.Tensor:
-        return torch.exp(materialize(self._s, losses.numel(), losses, 0.0))   # [T]
+        return torch.exp(self.log_scales(losses))      # [T]
 
     def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
-        scaled_losses(materialize(self._s, losses.numel(), losses, 0.0), losses).sum().backward()
+        scaled_losses(self.log_scales(losses), losses).sum().backward()
         return {"weights": self.weights(losses).detach()}

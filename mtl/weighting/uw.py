@@ -4,13 +4,13 @@ from __future__ import annotations
 import torch
 
 from ._registry import register
-from ._linalg import lazy_parameter, materialize
+from ._linalg import LogScales
 from .base import LossWeighting, StepContext
 
 
 @register("uw", label="UW", paper="Kendall et al. 2018, https://arxiv.org/abs/1705.07115", needs="losses",
           stateful=True)
-class UW(LossWeighting):
+class UW(LogScales, LossWeighting):
     """Homoscedastic uncertainty weighting, Kendall et al. 2018 Eq. 7 (https://arxiv.org/abs/1705.07115).
 
     L = Σ_t L_t / (2 e^{s_t}) + s_t / 2 with learnable log-variances s_t, optimised with the model.
@@ -21,15 +21,8 @@ class UW(LossWeighting):
         self.init = float(init)
         self.reset()
 
-    def reset(self) -> None:
-        self._s = lazy_parameter()                     # [T], sized on the first step
-
-    def parameters(self) -> list[torch.Tensor]:
-        return [self._s]
-
     def weights(self, losses: torch.Tensor) -> torch.Tensor:
-        s = materialize(self._s, losses.numel(), losses, self.init)
-        return 0.5 * torch.exp(-s)                     # [T]
+        return 0.5 * torch.exp(-self.log_scales(losses))   # [T]
 
     def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
         w = self.weights(losses)
