@@ -67,3 +67,33 @@ def qm9_tensors():
 
     data, _ = qm9.load_tensors()
     return data
+
+
+PAGE_HEADER = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+```{code-cell} ipython3
+:tags: [parameters]
+
+profile = "smoke"
+out_dir = ""
+progress = False
+```
+
+```{code-cell} ipython3
+"""
+
+
+@pytest.fixture()
+def write_page():
+    """``write(book, name, body)``: a minimal section page ``book/sections/<name>.md`` (jupytext MyST: the
+    parameters cell of every page, then ``body`` as one code cell)."""
+    def write(book: Path, name: str, body: str) -> Path:
+        (book / "sections").mkdir(parents=True, exist_ok=True)
+        path = book / "sections" / f"{name}.md"
+        path.write_text(PAGE_HEADER + body + "\n```\n")
+        return path
+    return write

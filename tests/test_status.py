@@ -12,26 +12,11 @@ from mtl.report import NOT_RECORDED, SPEC_HASHES, STATUS_COLUMNS, provenance_lin
 from mtl.runs import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = """---
-jupytext:
-  text_representation: {extension: .md, format_name: myst}
-kernelspec: {display_name: Python 3, language: python, name: python3}
----
-
-```{code-cell} ipython3
-:tags: [parameters]
-
-profile = "smoke"
-out_dir = ""
-progress = False
-```
-
-```{code-cell} ipython3
+PAGE_BODY = """\
 import json, os
 os.makedirs(f"{out_dir}/r-2", exist_ok=True)
 rec = {"params": {}, "metrics": {}, "info": {"threads": 1, "torch": "9.9"}}
 json.dump(rec, open(f"{out_dir}/r-2/metrics.json", "w"))
-```
 """
 
 
@@ -75,10 +60,9 @@ def test_status_shows_new_fields_failures_and_no_record(tmp_path):
     assert lines[2].startswith("| b | FAILED: ValueError: bad \\| worse | 3.2 s | — | — |")
 
 
-def test_reproduce_records_runs_threads_torch_and_the_commit(tmp_path, monkeypatch):
+def test_reproduce_records_runs_threads_torch_and_the_commit(tmp_path, monkeypatch, write_page):
     book = tmp_path / "book"
-    (book / "sections").mkdir(parents=True)
-    (book / "sections" / "s.md").write_text(PAGE)
+    write_page(book, "s", PAGE_BODY)
     out = tmp_path / "runs" / "s" / "smoke"
     _run(out, "r-1")
     rec = reproduce.execute_section("s", "smoke", tmp_path / "runs", book, timeout=300)

@@ -14,29 +14,6 @@ from mtl.train import TrainConfig, fit
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = {"dataset": "multimnist", "dataset_kw": {"n_train": 96, "n_val": 16, "n_test": 16}, "backbone": "lenet",
         "train": {"epochs": 3, "batch_size": 16}}
-HEADER = """---
-jupytext:
-  text_representation: {extension: .md, format_name: myst}
-kernelspec: {display_name: Python 3, language: python, name: python3}
----
-
-```{code-cell} ipython3
-:tags: [parameters]
-
-profile = "smoke"
-out_dir = ""
-progress = False
-```
-
-```{code-cell} ipython3
-"""
-
-
-def _page(book: Path, name: str, body: str) -> None:
-    (book / "sections").mkdir(parents=True, exist_ok=True)
-    (book / "sections" / f"{name}.md").write_text(HEADER + body + "\n```\n")
-
-
 def test_fit_in_dry_mode_takes_one_step_and_records_its_time(monkeypatch, tmp_path):
     from mtl.experiment import RunSpec
     spec = RunSpec.from_dict(SPEC)
@@ -54,13 +31,13 @@ def test_fit_in_dry_mode_takes_one_step_and_records_its_time(monkeypatch, tmp_pa
     assert not (ROOT / "runs" / "dry-run-guard").exists()
 
 
-def test_dry_run_counts_runs_estimates_cost_and_names_failures(tmp_path):
+def test_dry_run_counts_runs_estimates_cost_and_names_failures(tmp_path, write_page):
     book = tmp_path / "book"
     specs = [{**SPEC, "name": f"s{s}", "train": {**SPEC["train"], "seed": s}} for s in (0, 1)]
-    _page(book, "good", "from mtl import sweep\nfrom mtl.profiles import out_dir as od\n"
+    write_page(book, "good", "from mtl import sweep\nfrom mtl.profiles import out_dir as od\n"
                         f"OUT = od('good', profile, out_dir)\nR = sweep.run([sweep.train(OUT, s) for s in {specs!r}])\n"
                         "assert all(len(r['history']) == 1 for r in R)")
-    _page(book, "bad", "from mtl.experiment import train_run\n"
+    write_page(book, "bad", "from mtl.experiment import train_run\n"
                        f"train_run(out_dir, {{**{SPEC!r}, 'weighting': 'rlw', 'weighting_kw': {{'temprature': 2}}}})")
     before = sorted(p.name for p in (ROOT / "runs").iterdir())
     env = reproduce.executor_env("local", workers=2, threads=1)
