@@ -87,8 +87,8 @@ def verdict_markdown(verdicts: list[dict], out_dir=None) -> str:
 
 # ----------------------------------------------------------------------------- execution status and provenance
 NOT_RECORDED = "—"                  # a field an older reproduce record lacks
-STATUS_COLUMNS = ("section", "status", "wall time", "first execution", "runs", "trained", "threads", "torch",
-                  "runs made at", "executed at")
+STATUS_COLUMNS = ("section", "status", "wall time", "first execution", "runs", "trained", "copied", "threads",
+                  "torch", "runs made at", "executed at")
 SPEC_HASHES = "spec_hashes.txt"     # beside a section's notebook: the run id of every run behind its figures
 
 
@@ -115,7 +115,7 @@ def status_rows(records: list[dict], order: list[str] | None = None) -> list[tup
         status = status if status in ("ok", NOT_RECORDED) else "FAILED: " + status.splitlines()[0][:80]
         get = lambda k: NOT_RECORDED if r.get(k) is None else str(r[k])  # noqa: E731
         rows.append((r["section"], status, _seconds(r.get("duration_s")), _seconds(r.get("first_duration_s")),
-                     get("runs"), get("trained"), _counts(r.get("threads")), _counts(r.get("torch")),
+                     get("runs"), get("trained"), get("copied"), _counts(r.get("threads")), _counts(r.get("torch")),
                      get("runs_commit"), get("commit")))
     return rows
 

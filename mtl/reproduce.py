@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Mapping
 
 from . import sweep
-from .paths import portable, repo_root, status_file
+from .paths import portable, repo_root, sibling_run_dirs, status_file
 from .profiles import PROFILES
 from .report import text_table
 from .runs import finished_records, recorded, write_json
@@ -109,12 +109,27 @@ def execute_section(section: str, profile: str, runs_root: Path, book: Path | No
 
 def provenance(out_dir: Path, before: set[Path]) -> dict:
     """What the status page shows of a section's execution beside its status and time: its finished
-    runs (``runs``) and how many this execution trained (``trained``: not there ``before``), the torch
-    thread counts and versions they recorded (``{value: runs}``), and the commit checked out."""
+    runs (``runs``), how many this execution trained (``trained``: not there ``before``) and how many it
+    copied from another section instead (``copied``: :func:`copied_records`), the torch thread counts and
+    versions they recorded (``{value: runs}``), and the commit checked out."""
     after = finished_records(out_dir)
-    return {"runs": len(after), "trained": len(set(after) - before),
+    new = sorted(set(after) - before)
+    copied = copied_records(out_dir, new)
+    return {"runs": len(after), "trained": len(new) - copied, "copied": copied,
             "threads": {str(k): n for k, n in sorted(recorded(out_dir, "threads").items())},
             "torch": dict(sorted(recorded(out_dir, "torch").items())), "commit": git_commit()}
+
+
+def copied_records(out_dir: Path, records: list[Path]) -> int:
+    """How many of ``records`` (``metrics.json`` files under ``out_dir``) are copies of a run recorded by a
+    sibling section (:func:`mtl.paths.sibling_run_dirs`): the same run id there with a byte-identical
+    ``metrics.json``. A run trained again is never byte-identical: its record holds its own train time."""
+    siblings = sibling_run_dirs(out_dir)
+    n = 0
+    for f in records:
+        rel = f.relative_to(out_dir)
+        n += any((d / rel).is_file() and (d / rel).read_bytes() == f.read_bytes() for d in siblings)
+    return n
 
 
 def git_commit(root: Path | None = None) -> str | None:

@@ -9,7 +9,7 @@ import pytest
 
 from mtl import reproduce
 from mtl.report import NOT_RECORDED, SPEC_HASHES, STATUS_COLUMNS, provenance_line, status_markdown, status_rows
-from mtl.runs import write_json
+from mtl.runs import copy_record, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_BODY = """\
@@ -55,7 +55,7 @@ def test_status_shows_new_fields_failures_and_no_record(tmp_path):
          "commit": "abcdef012345+dirty", "runs_commit": "0123456789ab"}])
     page = status_markdown(tmp_path, ["a", "b"])
     lines = [line for line in page.splitlines() if line.startswith("| ")]
-    assert lines[1] == ("| a | ok | 120 s | 4000 s | 12 | 0 | 1 (2 runs), 2 (10 runs) | 2.14.1 | 0123456789ab | "
+    assert lines[1] == ("| a | ok | 120 s | 4000 s | 12 | 0 | — | 1 (2 runs), 2 (10 runs) | 2.14.1 | 0123456789ab | "
                         "abcdef012345+dirty |")
     assert lines[2].startswith("| b | FAILED: ValueError: bad \\| worse | 3.2 s | — | — |")
 
@@ -127,3 +127,20 @@ def test_provenance_of_a_committed_section_counts_its_records(section, tmp_path)
     n = len([f for f in src.rglob("metrics.json") if ".corrupt" not in f.parts])
     assert f"profile `cpu`, {n} runs;" in provenance_line(copy)
     assert len((copy / SPEC_HASHES).read_text().splitlines()) == n
+
+
+def test_a_run_copied_from_another_section_counts_as_copied_not_trained(tmp_path, monkeypatch):
+    """``provenance``: a new record byte-identical to a sibling section's same run is a copy; one with
+    the same id but its own bytes (trained again: its own train time) counts as trained."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("MTL_RUNS", str(runs))
+    _run(runs / "a" / "cpu", "shared")
+    _run(runs / "a" / "cpu", "other", threads=1)
+    out = runs / "b" / "cpu"
+    before = set()
+    copy_record(runs / "a" / "cpu" / "shared", out / "shared")
+    _run(out, "other")                                             # same id, different bytes: trained here
+    _run(out, "own")
+    rec = reproduce.provenance(out, before)
+    assert (rec["runs"], rec["trained"], rec["copied"]) == (3, 2, 1)
+    assert reproduce.provenance(out, set(out.rglob("metrics.json")))["copied"] == 0   # nothing new: nothing copied
