@@ -151,6 +151,26 @@ def test_hypervolumes_match_the_library_and_f2_follows_them():
     assert list(table.index) == [F.LABELS[m] for m in F.METHODS] and (table["HV mean ↑"] > 0).all()
 
 
+def test_indicator_table_agrees_with_the_hypervolumes_and_orders_the_fronts():
+    """The HV column is :func:`hypervolumes`'s mean; IGD/IGD+ are each seed's :func:`mtl.fronts.igd` /
+    ``igd_plus`` against that seed's joint non-dominated points, averaged; IGD+ ≤ IGD; PaMaL's points
+    (EXTRA's shifted worse) are further from the best known front than EXTRA's."""
+    from mtl.fronts import igd, igd_plus, pareto_front
+    r = _results(+1)
+    ref = F.reference_point(r, "errors", [1.0, 1.0])
+    table = F.indicator_table(r, "errors", ref)
+    hv = F.hypervolumes(r, "errors", ref)
+    for m in F.METHODS:
+        row = table.loc[F.LABELS[m]]
+        assert row["hypervolume mean"] == pytest.approx(hv[hv.method == m]["hypervolume"].mean())
+        fronts_ = [pareto_front(np.concatenate([np.asarray(x[k]["errors"]) for k in F.METHODS])) for x in r.values()]
+        pts = [np.asarray(x[m]["errors"]) for x in r.values()]
+        assert row["IGD mean"] == pytest.approx(np.mean([igd(p, z) for p, z in zip(pts, fronts_)]))
+        assert row["IGD+ mean"] == pytest.approx(np.mean([igd_plus(p, z) for p, z in zip(pts, fronts_)]))
+        assert row["IGD+ mean"] <= row["IGD mean"] + 1e-12
+    assert table.loc[F.LABELS["extra"], "IGD+ mean"] < table.loc[F.LABELS["pamal"], "IGD+ mean"]
+
+
 @pytest.mark.parametrize("seeds", [3, 5])
 def test_f2_null_simulation_at_the_margin(seeds):
     """EXTRA worse than PaMaL by exactly the margin: false supports ≤ 5 % + 3 MC SE; equal: false

@@ -38,7 +38,7 @@ from ._common import run_groups
 from ..claims import verdict
 from ..curves import ExtraStep, curve_model, simplex_grid, train_endpoints, train_ls_sweep, train_pamal
 from ..data import load
-from ..fronts import GridEval, evaluate_at, evaluate_grid, hypervolume, pareto_front
+from ..fronts import GridEval, evaluate_at, evaluate_grid, front_indicators, hypervolume, pareto_front
 from ..metrics import mean_se
 from ..models import create_model
 from ..runs import run_or_load
@@ -191,6 +191,21 @@ def hv_table(hv: pd.DataFrame) -> pd.DataFrame:
         mu, se = mean_se(v)
         rows[LABELS[m]] = {"HV mean ↑": mu, "HV SE": se,
                            **{f"seed {s}": x for s, x in zip(sorted(hv.seed.unique()), v)}}
+    return pd.DataFrame(rows).T
+
+
+def indicator_table(results: dict, kind: str, ref: np.ndarray) -> pd.DataFrame:
+    """Hypervolume (↑, against ``ref``), IGD and IGD+ (↓) per method, mean and SE over seeds
+    (:func:`mtl.fronts.front_indicators`, pymoo). IGD/IGD+ are measured per seed against the best
+    front known there: the non-dominated points of every method of that seed together."""
+    per_seed = [front_indicators({m: np.asarray(r[m][kind]) for m in METHODS}, ref).assign(seed=s)
+                for s, r in results.items()]
+    df = pd.concat(per_seed).rename_axis("method").reset_index()
+    rows = {}
+    for m in METHODS:
+        d = df[df.method == m]
+        rows[LABELS[m]] = {f"{k} {stat}": v for k in ("hypervolume", "IGD", "IGD+")
+                           for stat, v in zip(("mean", "SE"), mean_se(d[k].to_numpy()))}
     return pd.DataFrame(rows).T
 
 
