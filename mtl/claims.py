@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
+from typing import Mapping
 
 from .runs import recorded, write_json
 
@@ -57,6 +57,25 @@ def verdict(id: str, verdict: str, paper: str, ours: str, evidence: str, *, rule
     if scale_needed is not None:
         rec["scale_needed"] = scale_needed
     return rec
+
+
+def seeds_needed_text(rec: Mapping) -> str:
+    """What the claims page shows as *seeds needed* for one claim record: for an ``inconclusive``
+    claim, the paired seeds its observed effect would need (:attr:`mtl.stats.Decision.seeds_needed`);
+    when no number of seeds would decide it at that effect (0, below the floor or on the unclaimed
+    side) it says so, naming each undecided part and what it would need. Empty for other verdicts."""
+    if rec.get("verdict") != "inconclusive":
+        return ""
+    n = rec.get("seeds_needed")
+    if n is not None:
+        return str(n)
+    parts = [p for p in rec.get("parts") or [] if isinstance(p, dict) and p.get("verdict") == "inconclusive"]
+    why = "none at the observed effect (at 0, below the floor or on the unclaimed side)"
+    if not parts:
+        return why
+    each = "; ".join(f"{p.get('part', '?')}: {p['seeds_needed'] if p.get('seeds_needed') is not None else 'none'}"
+                     for p in parts)
+    return f"{why}; per undecided part: {each}"
 
 
 def recorded_threads(out_dir: str | Path) -> dict[int, int]:

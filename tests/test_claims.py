@@ -31,3 +31,19 @@ def test_combine_and_unknown_verdicts():
         claims.combine("maybe")
     with pytest.raises(ValueError, match="valid:.*untestable"):
         claims.verdict("C3", "probably", paper="p", ours="o", evidence="e")
+
+
+def test_seeds_needed_text_says_a_number_or_why_there_is_none():
+    """The claims page's *seeds needed*: the claim's number when it has one; otherwise, for an
+    inconclusive claim, that no number decides it at the observed effect, with each undecided part's."""
+    from mtl.claims import seeds_needed_text
+    assert seeds_needed_text({"verdict": "inconclusive", "seeds_needed": 13}) == "13"
+    rec = {"verdict": "inconclusive", "parts": [
+        {"part": "a", "verdict": "inconclusive", "seeds_needed": None},
+        {"part": "b", "verdict": "inconclusive", "seeds_needed": 9},
+        {"part": "c", "verdict": "supports", "seeds_needed": None}]}
+    text = seeds_needed_text(rec)
+    assert text.startswith("none at the observed effect") and "a: none; b: 9" in text and "c:" not in text
+    assert seeds_needed_text({"verdict": "inconclusive"}).startswith("none at the observed effect")
+    for v in ("supports", "contradicts", "untestable"):
+        assert seeds_needed_text({"verdict": v, "seeds_needed": 5}) == ""
