@@ -144,3 +144,13 @@ def test_a_run_copied_from_another_section_counts_as_copied_not_trained(tmp_path
     rec = reproduce.provenance(out, before)
     assert (rec["runs"], rec["trained"], rec["copied"]) == (3, 2, 1)
     assert reproduce.provenance(out, set(out.rglob("metrics.json")))["copied"] == 0   # nothing new: nothing copied
+
+
+def test_every_section_page_shows_its_provenance_under_its_first_figure():
+    """The cell right after the one that saves a section's first figure displays ``provenance_line(OUT)``."""
+    pages = sorted((ROOT / "book" / "sections").glob("*.md"))
+    assert pages
+    for page in pages:
+        cells = re.split(r"\n```\{code-cell\} ipython3\n", page.read_text())
+        first = next(i for i, c in enumerate(cells) if "savefig(" in c)
+        assert "provenance_line(OUT)" in cells[first + 1].split("\n```")[0], page.name
