@@ -27,8 +27,9 @@ from .checks import check_choice, check_count, check_positive
 from .data import DataBundle
 from .metrics import relative_improvements
 from .models import MultiTaskModel
-from .tasks import task_losses
+from .tasks import labeled, present, select, task_losses
 from .weighting import StepContext, Weighting
+from .weighting._present import restricted
 from .weighting.gradient import ROW_PATHS as ENGINE_PATHS
 
 PROTOCOLS = ("last", "best_val", "mean_last_k")
@@ -170,8 +171,11 @@ class PlainStep:
 
         ctx = StepContext(model=model, batch=batch, rep=rep, loss_fn=lambda b: rep_loss_fn(b)[0],
                           rep_loss_fn=rep_loss_fn, epoch=info.epoch, step=info.step, next_batch=info.next_batch,
-                          probes=info.probes)
-        return {"losses": losses.detach(), **weighted_step(weighting, losses, ctx, optimizer)}
+                          probes=info.probes, present=present(model, y))
+        if ctx.present is not None and not bool(ctx.present.any()):   # no label of any task: nothing to train
+            return {"losses": losses.detach(), "present": ctx.present}
+        out = {"losses": losses.detach(), **weighted_step(weighting, losses, ctx, optimizer)}
+        return out if ctx.present is None else {**out, "present": ctx.present}
 
 
 def weighted_step(weighting: Weighting, losses: torch.Tensor, ctx: StepContext, optimizer) -> dict:
@@ -179,6 +183,10 @@ def weighted_step(weighting: Weighting, losses: torch.Tensor, ctx: StepContext, 
     model's regularisation term (if any), the weighting's backward, the probes of ``ctx``, the
     optimiser step, the weighting's ``after_step``. Returns the weighting's logs (``weights`` [T]
     when defined; ``probes`` when a probe recorded).
+
+    With ``ctx.present`` set (a batch that lacks some tasks' labels) the backward and ``after_step``
+    run on the present tasks alone (:func:`mtl.weighting._present.restricted`): absent tasks get no
+    gradient, no state update and weight 0 in the logs.
 
     The loop's own step (:class:`PlainStep`), and how to use a weighting inside another training
     loop (a PyTorch Lightning ``training_step`` with manual optimisation, say): build
@@ -190,12 +198,14 @@ def weighted_step(weighting: Weighting, losses: torch.Tensor, ctx: StepContext, 
     reg = ctx.model.regularization() if hasattr(ctx.model, "regularization") else None
     if reg is not None:
         reg.backward(retain_graph=True)
-    logs = weighting.backward(losses, ctx)
-    records = [r for r in (probe(ctx, logs) for probe in ctx.probes) if r]   # diagnostics, before the step
-    if records:
-        logs["probes"] = records
-    optimizer.step()
-    weighting.after_step(ctx)
+    with restricted(weighting, losses, ctx) as r:          # every task present: r.losses, r.ctx are these
+        logs = r.full_logs(weighting.backward(r.losses, r.ctx))
+        records = [rec for rec in (probe(ctx, logs) for probe in ctx.probes) if rec]   # diagnostics, before the step
+        if records:
+            logs["probes"] = records
+        with r.full_parameters():
+            optimizer.step()
+        weighting.after_step(r.ctx)
     return logs
 
 
@@ -220,7 +230,11 @@ def evaluate(model: MultiTaskModel, data: DataBundle, split: str, batch_size: in
         x, y = to_device(x, device), to_device(y, device)
         preds = model(x)
         for t in model.tasks:
-            meters[t].update(preds[t], y[t])
+            mask = labeled(y, t)                           # partial labels: unlabelled samples are skipped
+            if mask is None:
+                meters[t].update(preds[t], y[t])
+            elif bool(mask.any()):
+                meters[t].update(select(preds[t], mask), select(y[t], mask))
     model.train()
     return {t: m.compute() for t, m in meters.items()}
 
@@ -307,12 +321,14 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
         if hasattr(model, "start_epoch"):
             model.start_epoch(epoch, epochs)
         sums, weights, probe_records = torch.zeros(len(model.tasks)), [], []
+        counts = torch.zeros(len(model.tasks))             # steps whose batch labels each task
         for s in range(steps):
             logs = step_rule.step(model, data, next_batch("train"), weighting, optimizer,
                                   StepInfo(epoch=epoch, step=epoch * steps + s, next_batch=next_batch,
                                            probes=tuple(probes)))
             probe_records += logs.get("probes", [])
             sums += logs["losses"].cpu()
+            counts += 1 if logs.get("present") is None else logs["present"].float().cpu()
             if "weights" in logs:
                 weights.append(logs["weights"].float().cpu())
             bar.update(1)
@@ -320,7 +336,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             step_s = time.perf_counter() - t0
-        mean_losses = sums / steps
+        mean_losses = sums / steps if bool((counts == steps).all()) else sums / counts.clamp_min(1)
         first_losses = mean_losses if first_losses is None else first_losses
         check_divergence(mean_losses, first_losses, model.tasks, epoch)
         weighting.end_epoch(epoch, mean_losses)
