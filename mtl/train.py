@@ -203,7 +203,7 @@ def weighted_step(weighting: Weighting, losses: torch.Tensor, ctx: StepContext, 
         records = [rec for rec in (probe(ctx, logs) for probe in ctx.probes) if rec]   # diagnostics, before the step
         if records:
             logs["probes"] = records
-        with r.full_parameters():
+        with r.full_parameters(optimizer):
             optimizer.step()
         weighting.after_step(r.ctx)
     return logs

@@ -4,7 +4,7 @@ When a batch labels only some tasks (``StepContext.present``, bool [T], from the
 :mod:`mtl.tasks`), the step is the method's step **on the present tasks alone**: the loop calls
 ``backward`` and ``after_step`` inside :func:`restricted`, which hands the method the T' present
 losses, a context whose ``loss_fn`` / ``rep_loss_fn`` return those tasks' losses and whose
-model lists only those tasks, and the method's per-task state cut to their rows. So an absent task
+``task_names()`` lists only those tasks, and the method's per-task state cut to their rows. So an absent task
 has no row in J (MGDA, Nash-MTL... aggregate over the present tasks only, never over a zero row),
 no weight (0 in the logged weights) and no state update: afterwards its rows of every per-task
 state (loss histories, EMAs of gradients, FAMO's logits and their Adam moments, UW's log-variances
@@ -15,9 +15,10 @@ arrays reachable from the method's attributes (lists, tuples, dicts and inner op
 included, never a model) whose first dimension (and second, for a [T, T] matrix) has T entries.
 State first made during a restricted step (a first step that lacks a task) gets zero rows for the
 absent tasks (a fresh EMA, logit, moment), and a parameter sized then gets its initial fill.
-What this does not cover: the model's optimiser (Adam's moments still move an absent task's head
-or UW's log-variance a little on its zero gradient), and methods that keep a per-task quantity in
-a plain Python list of numbers (none of the registered ones does).
+The method's own parameters are stepped by the model's optimiser at full size, their absent rows
+(and those rows of the optimiser's moments) put back after the step; an absent task's head gets
+no gradient at all (``None``), which the optimiser skips. Not covered: a method that keeps a
+per-task quantity in a plain Python list of numbers (none of the registered ones does).
 """
 from __future__ import annotations
 
@@ -29,17 +30,6 @@ import torch
 from torch.nn.parameter import UninitializedParameter
 
 from .base import StepContext, Weighting
-
-
-class TaskView:
-    """``model`` seen with only ``tasks`` (what a restricted step's ``ctx.model.tasks`` lists);
-    every other attribute is the model's own."""
-
-    def __init__(self, model, tasks: list[str]):
-        self._model, self.tasks = model, list(tasks)
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
 
 
 def _rows(x) -> int | None:
@@ -137,7 +127,7 @@ class Restriction:
             L, z = base_rep(b)
             return L[keep.to(L.device)], z
 
-        self.ctx = dataclasses.replace(ctx, model=TaskView(ctx.model, tasks), present=None,
+        self.ctx = dataclasses.replace(ctx, tasks=tasks, present=None,
                                        loss_fn=lambda b: base_loss(b)[keep.to(losses.device)],
                                        rep_loss_fn=None if base_rep is None else rep_loss_fn)
         self.losses = losses[keep.to(losses.device)]                            # [T']
@@ -175,9 +165,11 @@ class Restriction:
             v.grad = _pad(v.grad, self.keep, self.T)
 
     @contextmanager
-    def full_parameters(self):
+    def full_parameters(self, optimizer=None):
         """The method's own parameters (UW's log-variances, GradNorm's weights) at full size T inside,
-        absent rows with a zero gradient, so that the model's optimiser steps them; cut again after."""
+        absent rows with a zero gradient, so that the model's ``optimizer`` steps them; their absent
+        rows, and those rows of the optimiser's state for them (Adam's moments), are put back after
+        the step, so they do not move; then cut again."""
         if self.keep is None:
             yield
             return
@@ -185,9 +177,19 @@ class Restriction:
         found = [(path, v) for path, v, _ in _walk(self.weighting) if id(v) in params and _rows(v) == len(self.keep)]
         for path, v in found:
             self._full(v, path)
+        absent = torch.ones(self.T, dtype=torch.bool)
+        absent[self.keep.cpu()] = False
+        held = []                                            # (tensor, its absent rows before the step)
+        for _, v in found:
+            state = optimizer.state.get(v, {}) if optimizer is not None else {}
+            for t in [v.data, *state.values()]:
+                if isinstance(t, torch.Tensor) and t.ndim >= 1 and t.shape[0] == self.T:
+                    held.append((t, t[absent.to(t.device)].clone()))
         try:
             yield
         finally:
+            for t, rows in held:
+                t[absent.to(t.device)] = rows
             for path, v in found:
                 self._saved[path] = (v, v.data, False)
                 v.data = _cut(v.data, self.keep, self.T)
