@@ -10,6 +10,10 @@ loss over the labelled samples only (and, inside them, the task's valid pixels);
 labelled sample gets a loss of 0 with a zero gradient, and :func:`present` says which tasks the
 batch labels (the training loop hands it to the weighting, see :mod:`mtl.weighting.base`).
 Without the key, or with an all-true mask, everything is computed exactly as before.
+
+**Multi-input tasks.** When each task has its own input domain (Office-31, Office-Home), a batch's
+inputs are a :class:`TaskInputs`, one input batch per task; ``MultiTaskModel.encode`` runs the
+shared encoder on each and each head reads its own task's features (see :mod:`mtl.models.base`).
 """
 from __future__ import annotations
 
@@ -122,6 +126,14 @@ MAEMeter = M.MAEMeter
 
 def evaluate_meters(tasks: list[Task]) -> dict[str, object]:
     return {t.name: t.make_meter() for t in tasks}
+
+
+class TaskInputs(dict):
+    """{task: x_t [B_t, ...]}: one input batch per task (multi-input data, :class:`mtl.data.MultiInputBundle`);
+    the targets of such a batch are {task: y_t [B_t, ...]} as usual."""
+
+    def to(self, device) -> "TaskInputs":
+        return TaskInputs({t: x.to(device) for t, x in self.items()})
 
 
 LABELED = "_labeled"       # reserved target key: {task: bool [B]}, which samples carry a label of the task

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from .checks import check_choice, check_count, check_positive
-from .data import DataBundle
+from .data import DataBundle, MultiInputBundle
 from .metrics import relative_improvements
 from .models import MultiTaskModel
 from .tasks import labeled, present, select, task_losses
@@ -110,8 +110,8 @@ def seed_everything(seed: int) -> None:
 
 
 def to_device(obj, device: torch.device):
-    if isinstance(obj, dict):
-        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, dict):                              # a TaskInputs stays one
+        return type(obj)((k, to_device(v, device)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_device(v, device) for v in obj)
     return obj.to(device) if hasattr(obj, "to") else obj
@@ -230,6 +230,8 @@ def evaluate(model: MultiTaskModel, data: DataBundle, split: str, batch_size: in
         x, y = to_device(x, device), to_device(y, device)
         preds = model(x)
         for t in model.tasks:
+            if t not in y:                                 # multi-input: this task's split is exhausted
+                continue
             mask = labeled(y, t)                           # partial labels: unlabelled samples are skipped
             if mask is None:
                 meters[t].update(preds[t], y[t])
@@ -244,7 +246,7 @@ def batches(data: DataBundle, split: str, batch_size: int, seed: int, device) ->
     k = 0
     while True:
         for b in data.loader(split, batch_size, shuffle=True, seed=seed + 7919 * k,
-                             drop_last=len(data.split(split)) > batch_size):
+                             drop_last=data.n_samples(split) > batch_size):
             yield to_device(b, device)
         k += 1
 
@@ -276,6 +278,18 @@ def steps_per_epoch(n_train: int, config: TrainConfig) -> int:
     return min(steps, config.max_steps_per_epoch) if config.max_steps_per_epoch else steps
 
 
+def check_multi_input(model, data: DataBundle) -> None:
+    """Multi-input data (:class:`mtl.data.MultiInputBundle`) needs a model whose encoder is shared as a
+    whole (``MultiTaskModel``'s own encode/decode, e.g. "hps"): an architecture with its own
+    per-task routing reads one common input."""
+    if not isinstance(data, MultiInputBundle):
+        return
+    if type(model).encode is not MultiTaskModel.encode or type(model).decode is not MultiTaskModel.decode:
+        raise ValueError(f"dataset {data.name!r} has one input domain per task (multi-input); architecture "
+                         f"{type(model).__name__} routes one common input through its own encode/decode. Use "
+                         "'hps' (a shared encoder with one head per task), which runs the encoder on each task's input")
+
+
 def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: TrainConfig,
         step_rule=None, probes=()) -> History:
     """Train ``model`` on ``data`` with ``weighting``; evaluates val and test after every epoch.
@@ -289,6 +303,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
     missing = [t for t in model.tasks if t not in {x.name for x in data.tasks}]
     if missing:
         raise ValueError(f"model tasks {missing} are not tasks of dataset {data.name!r}")
+    check_multi_input(model, data)
     device = resolve_device(config.device)
     seed_everything(config.seed)
     model.to(device).train()
@@ -305,7 +320,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
             streams[split] = batches(data, split, config.batch_size, config.seed + 1 + len(streams), device)
         return next(streams[split])
 
-    steps = steps_per_epoch(len(data.train), config)
+    steps = steps_per_epoch(data.n_samples("train"), config)
     dry = dry_run()
     planned = {"epochs": config.epochs, "steps_per_epoch": steps}
     epochs, steps, eval_batches = (1, 1, 1) if dry else (config.epochs, steps, None)
