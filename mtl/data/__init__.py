@@ -11,5 +11,6 @@ from ._registry import (DATASETS, INFO, SPLITS, DataBundle, MultiInputBundle, Mu
 # importing the modules registers them
 from . import multimnist, scenes  # noqa: E402,F401
 from . import attributes, celeba, cityscapes, nyuv2, qm9  # noqa: E402,F401  (issue 3 datasets)
+from . import office  # noqa: E402,F401  (issue 19: multi-input datasets)
 
 __all__ = ["DataBundle", "MultiInputBundle", "DATASETS", "SPLITS", "INFO", "names", "info", "load", "register"]

@@ -133,6 +133,8 @@ INFO = {
     "cityscapes": dict(label="CityScapes", paper="MTAN's preprocessing, Liu et al., CVPR 2019"),
     "nyuv2": dict(label="NYUv2", paper="MTAN's preprocessing, Liu et al., CVPR 2019"),
     "qm9": dict(label="QM9", paper="Ramakrishnan et al., Sci. Data 2014"),
+    "office31": dict(label="Office-31", paper="Saenko et al., ECCV 2010"),
+    "office_home": dict(label="Office-Home", paper="Venkateswara et al., CVPR 2017"),
 }
 
 
