@@ -99,6 +99,35 @@ def test_an_architecture_with_its_own_routing_is_refused():
         fit(model, data, make("ew"), TrainConfig(epochs=1, device="cpu"))
 
 
+class _Unlabelled(TensorDataset):
+    """Domain samples as (x, {task: y, LABELED: {task: False}}): none of them labelled."""
+
+    def __init__(self, task, *tensors):
+        super().__init__(*tensors)
+        self.task = task
+
+    def __getitem__(self, i):
+        x, y = super().__getitem__(i)
+        return x, {self.task: y, TK.LABELED: {self.task: torch.tensor(False)}}
+
+
+def test_partial_labels_in_a_multi_input_batch_leave_that_task_out():
+    data, model = multi_bundle(), multi_model()
+    data.train["b"] = _Unlabelled("b", *data.train["b"].tensors)
+    x, y = next(iter(data.loader("train", 6, shuffle=True)))
+    assert y[TK.LABELED]["b"].tolist() == [False] * 6 and TK.present(model, y).tolist() == [True, False, True]
+    head_b = [p.detach().clone() for p in model.heads["b"].parameters()]
+    hist = fit(model, data, make("mgda"), TrainConfig(epochs=1, batch_size=6, max_steps_per_epoch=2, device="cpu"))
+    assert hist.epochs[0]["weights"]["b"] == 0 and hist.epochs[0]["weights"]["a"] > 0
+    assert all(torch.equal(a, b) for a, b in zip(head_b, model.heads["b"].parameters()))
+
+
+def test_corrupt_refuses_multi_input_data():
+    from mtl.data.corruptions import corrupt
+    with pytest.raises(ValueError, match="multi-input"):
+        corrupt(multi_bundle(), missing={"a": 0.5})
+
+
 @pytest.mark.parametrize("name,mode", CASES, ids=[f"{n}-{m or 'losses'}" for n, m in CASES])
 def test_every_method_trains_on_multi_input_batches(name, mode):
     data, model = multi_bundle(), multi_model()

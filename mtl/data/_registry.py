@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..registry import Registry
-from ..tasks import Task, TaskInputs
+from ..tasks import LABELED, Task, TaskInputs
 
 DATASETS = Registry("dataset")
 SPLITS = ("train", "val", "test")
@@ -59,7 +59,9 @@ class MultiInputBundle(DataBundle):
     A batch is ``(TaskInputs({task: x_t}), {task: y_t})``: one batch per task, drawn from that
     task's own loader. Shuffled loaders (training) run as long as the longest task's and restart
     the shorter ones, so every batch holds every task; unshuffled ones (evaluation) visit each
-    task's split once, and a batch holds the tasks whose split is not yet exhausted.
+    task's split once, and a batch holds the tasks whose split is not yet exhausted. A task's
+    dataset may yield ``(x, y)`` or ``(x, {task: y})``, the latter with a partial-label mask
+    (:data:`mtl.tasks.LABELED`), which the batch keeps.
     """
 
     def select(self, task_names) -> "MultiInputBundle":
@@ -105,7 +107,12 @@ class MultiInputLoader:
                         continue
                     its[t] = iter(self.loaders[t])
                     x, y = next(its[t])
-                xs[t], ys[t] = x, (y[t] if isinstance(y, dict) else y)
+                if isinstance(y, dict):                       # {task: y} (with its partial-label mask, if any)
+                    mask = (y.get(LABELED) or {}).get(t)
+                    if mask is not None:
+                        ys.setdefault(LABELED, {})[t] = mask
+                    y = y[t]
+                xs[t], ys[t] = x, y
             yield xs, ys
 
 

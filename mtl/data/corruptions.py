@@ -32,7 +32,7 @@ from torch.utils.data import Dataset, Subset
 
 from ..checks import check_count
 from ..tasks import LABELED
-from ._registry import DataBundle
+from ._registry import DataBundle, MultiInputBundle
 
 NOISY_KINDS = ("segmentation", "depth", "normal")
 DEPTH_FLOOR = 1e-6                # a noisy valid depth never becomes 0 (= invalid)
@@ -184,6 +184,9 @@ def corrupt(bundle: DataBundle, *, label_noise: float = 0.0, noise_classes: int 
             missing=None) -> DataBundle:
     """A copy of ``bundle`` with noisy targets on ``splits`` and a scene/scan subsample of train (Guo et al. §V-E);
     ``missing`` ({task: fraction}) removes the labels of that fraction of each split's samples (partial labels)."""
+    if isinstance(bundle, MultiInputBundle):
+        raise ValueError(f"dataset {bundle.name!r} is multi-input (one dataset per task); corrupt() takes a "
+                         "single-input bundle")
     if not 0 <= label_noise <= 1:
         raise ValueError(f"label_noise is a flip rate in [0, 1] (0.5 in Guo et al.), got {label_noise}")
     if depth_sigma < 0 or normal_sigma < 0:
