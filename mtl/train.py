@@ -24,11 +24,12 @@ import torch
 from tqdm import tqdm
 
 from .checks import check_choice, check_count, check_positive
-from .data import DataBundle
+from .data import DataBundle, MultiInputBundle
 from .metrics import relative_improvements
 from .models import MultiTaskModel
-from .tasks import task_losses
+from .tasks import labeled, present, select, task_losses
 from .weighting import StepContext, Weighting
+from .weighting._present import restricted
 from .weighting.gradient import ROW_PATHS as ENGINE_PATHS
 
 PROTOCOLS = ("last", "best_val", "mean_last_k")
@@ -109,8 +110,8 @@ def seed_everything(seed: int) -> None:
 
 
 def to_device(obj, device: torch.device):
-    if isinstance(obj, dict):
-        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, dict):                              # a TaskInputs stays one
+        return type(obj)((k, to_device(v, device)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_device(v, device) for v in obj)
     return obj.to(device) if hasattr(obj, "to") else obj
@@ -170,8 +171,11 @@ class PlainStep:
 
         ctx = StepContext(model=model, batch=batch, rep=rep, loss_fn=lambda b: rep_loss_fn(b)[0],
                           rep_loss_fn=rep_loss_fn, epoch=info.epoch, step=info.step, next_batch=info.next_batch,
-                          probes=info.probes)
-        return {"losses": losses.detach(), **weighted_step(weighting, losses, ctx, optimizer)}
+                          probes=info.probes, present=present(model, y))
+        if ctx.present is not None and not bool(ctx.present.any()):   # no label of any task: nothing to train
+            return {"losses": losses.detach(), "present": ctx.present}
+        out = {"losses": losses.detach(), **weighted_step(weighting, losses, ctx, optimizer)}
+        return out if ctx.present is None else {**out, "present": ctx.present}
 
 
 def weighted_step(weighting: Weighting, losses: torch.Tensor, ctx: StepContext, optimizer) -> dict:
@@ -179,6 +183,10 @@ def weighted_step(weighting: Weighting, losses: torch.Tensor, ctx: StepContext, 
     model's regularisation term (if any), the weighting's backward, the probes of ``ctx``, the
     optimiser step, the weighting's ``after_step``. Returns the weighting's logs (``weights`` [T]
     when defined; ``probes`` when a probe recorded).
+
+    With ``ctx.present`` set (a batch that lacks some tasks' labels) the backward and ``after_step``
+    run on the present tasks alone (:func:`mtl.weighting._present.restricted`): absent tasks get no
+    gradient, no state update and weight 0 in the logs.
 
     The loop's own step (:class:`PlainStep`), and how to use a weighting inside another training
     loop (a PyTorch Lightning ``training_step`` with manual optimisation, say): build
@@ -190,12 +198,14 @@ def weighted_step(weighting: Weighting, losses: torch.Tensor, ctx: StepContext, 
     reg = ctx.model.regularization() if hasattr(ctx.model, "regularization") else None
     if reg is not None:
         reg.backward(retain_graph=True)
-    logs = weighting.backward(losses, ctx)
-    records = [r for r in (probe(ctx, logs) for probe in ctx.probes) if r]   # diagnostics, before the step
-    if records:
-        logs["probes"] = records
-    optimizer.step()
-    weighting.after_step(ctx)
+    with restricted(weighting, losses, ctx) as r:          # every task present: r.losses, r.ctx are these
+        logs = r.full_logs(weighting.backward(r.losses, r.ctx))
+        records = [rec for rec in (probe(ctx, logs) for probe in ctx.probes) if rec]   # diagnostics, before the step
+        if records:
+            logs["probes"] = records
+        with r.full_parameters(optimizer):
+            optimizer.step()
+        weighting.after_step(r.ctx)
     return logs
 
 
@@ -220,7 +230,13 @@ def evaluate(model: MultiTaskModel, data: DataBundle, split: str, batch_size: in
         x, y = to_device(x, device), to_device(y, device)
         preds = model(x)
         for t in model.tasks:
-            meters[t].update(preds[t], y[t])
+            if t not in y:                                 # multi-input: this task's split is exhausted
+                continue
+            mask = labeled(y, t)                           # partial labels: unlabelled samples are skipped
+            if mask is None:
+                meters[t].update(preds[t], y[t])
+            elif bool(mask.any()):
+                meters[t].update(select(preds[t], mask), select(y[t], mask))
     model.train()
     return {t: m.compute() for t, m in meters.items()}
 
@@ -230,7 +246,7 @@ def batches(data: DataBundle, split: str, batch_size: int, seed: int, device) ->
     k = 0
     while True:
         for b in data.loader(split, batch_size, shuffle=True, seed=seed + 7919 * k,
-                             drop_last=len(data.split(split)) > batch_size):
+                             drop_last=data.n_samples(split) > batch_size):
             yield to_device(b, device)
         k += 1
 
@@ -262,6 +278,18 @@ def steps_per_epoch(n_train: int, config: TrainConfig) -> int:
     return min(steps, config.max_steps_per_epoch) if config.max_steps_per_epoch else steps
 
 
+def check_multi_input(model, data: DataBundle) -> None:
+    """Multi-input data (:class:`mtl.data.MultiInputBundle`) needs a model whose encoder is shared as a
+    whole (``MultiTaskModel``'s own encode/decode, e.g. "hps"): an architecture with its own
+    per-task routing reads one common input."""
+    if not isinstance(data, MultiInputBundle):
+        return
+    if type(model).encode is not MultiTaskModel.encode or type(model).decode is not MultiTaskModel.decode:
+        raise ValueError(f"dataset {data.name!r} has one input domain per task (multi-input); architecture "
+                         f"{type(model).__name__} routes one common input through its own encode/decode. Use "
+                         "'hps' (a shared encoder with one head per task), which runs the encoder on each task's input")
+
+
 def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: TrainConfig,
         step_rule=None, probes=()) -> History:
     """Train ``model`` on ``data`` with ``weighting``; evaluates val and test after every epoch.
@@ -275,6 +303,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
     missing = [t for t in model.tasks if t not in {x.name for x in data.tasks}]
     if missing:
         raise ValueError(f"model tasks {missing} are not tasks of dataset {data.name!r}")
+    check_multi_input(model, data)
     device = resolve_device(config.device)
     seed_everything(config.seed)
     model.to(device).train()
@@ -291,7 +320,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
             streams[split] = batches(data, split, config.batch_size, config.seed + 1 + len(streams), device)
         return next(streams[split])
 
-    steps = steps_per_epoch(len(data.train), config)
+    steps = steps_per_epoch(data.n_samples("train"), config)
     dry = dry_run()
     planned = {"epochs": config.epochs, "steps_per_epoch": steps}
     epochs, steps, eval_batches = (1, 1, 1) if dry else (config.epochs, steps, None)
@@ -307,12 +336,14 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
         if hasattr(model, "start_epoch"):
             model.start_epoch(epoch, epochs)
         sums, weights, probe_records = torch.zeros(len(model.tasks)), [], []
+        counts = torch.zeros(len(model.tasks))             # steps whose batch labels each task
         for s in range(steps):
             logs = step_rule.step(model, data, next_batch("train"), weighting, optimizer,
                                   StepInfo(epoch=epoch, step=epoch * steps + s, next_batch=next_batch,
                                            probes=tuple(probes)))
             probe_records += logs.get("probes", [])
             sums += logs["losses"].cpu()
+            counts += 1 if logs.get("present") is None else logs["present"].float().cpu()
             if "weights" in logs:
                 weights.append(logs["weights"].float().cpu())
             bar.update(1)
@@ -320,7 +351,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             step_s = time.perf_counter() - t0
-        mean_losses = sums / steps
+        mean_losses = sums / steps if bool((counts == steps).all()) else sums / counts.clamp_min(1)
         first_losses = mean_losses if first_losses is None else first_losses
         check_divergence(mean_losses, first_losses, model.tasks, epoch)
         weighting.end_epoch(epoch, mean_losses)

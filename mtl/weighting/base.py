@@ -21,6 +21,11 @@ class StepContext:
     diagnostics the step calls after the backward and before the optimizer step (see
     :mod:`mtl.diagnostics`); empty unless asked for.
 
+    ``present`` (bool [T] over ``model.tasks``, or None: all) marks the tasks the batch labels (partial
+    labels, see :mod:`mtl.tasks`); the loop then runs the step on those tasks alone
+    (:mod:`mtl.weighting._present`), so a method never sees it set: it sees ``tasks``, the names of
+    the losses it gets (``task_names()``), instead.
+
     Outside :func:`mtl.train.fit` (another training loop) only ``model`` is required, with ``rep``
     for "rep" mode; a method that calls a ``loss_fn`` or ``next_batch`` left out (FAMO, bilevel
     and three-batch methods) raises an error saying which one to pass.
@@ -36,6 +41,13 @@ class StepContext:
     extras: dict = field(default_factory=dict)
     probes: tuple = ()
     rep_loss_fn: Callable[[tuple], tuple] | None = None
+    present: torch.Tensor | None = None
+    tasks: list[str] | None = None
+
+    def task_names(self) -> list[str]:
+        """The tasks the step's losses are of, in order: ``model.tasks``, or the present ones of a
+        partial batch (inside :func:`mtl.weighting._present.restricted`)."""
+        return list(self.model.tasks) if self.tasks is None else list(self.tasks)
 
     def __post_init__(self):
         for name, what in (("loss_fn", "batch -> task losses [T]"), ("next_batch", 'split ("train" | "val") -> batch')):

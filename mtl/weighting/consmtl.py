@@ -102,9 +102,11 @@ class _BiLevel(Weighting):
             return [float(x) for x in r]
         return [float(r)] * T
 
-    def split(self, model) -> tuple[list, list[list], list]:
-        """(upper parameters, head parameters per task, others); heads are ``model.heads[t]``."""
-        heads = [[p for p in model.heads[t].parameters() if p.requires_grad] for t in model.tasks]
+    def split(self, model, tasks=None) -> tuple[list, list[list], list]:
+        """(upper parameters, head parameters per task of ``tasks`` (default ``model.tasks``), others);
+        heads are ``model.heads[t]``."""
+        tasks = model.tasks if tasks is None else tasks
+        heads = [[p for p in model.heads[t].parameters() if p.requires_grad] for t in tasks]
         in_heads = {id(p) for h in heads for p in h}
         upper_ids = {id(p) for p in (model.parameters() if self.upper == "non_head" else model.shared_parameters())}
         upper = [p for p in model.parameters() if p.requires_grad and id(p) in upper_ids and id(p) not in in_heads]
@@ -121,7 +123,7 @@ class _BiLevel(Weighting):
 
     def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
         model = ctx.model
-        upper, heads, others = self.split(model)
+        upper, heads, others = self.split(model, ctx.task_names())
         J = jacobian(losses, upper, chunk_size=self.chunk_size, retain_graph=True)      # [T, d]
         with torch.no_grad():
             w = self.task_weights(J, losses)                                             # [T]

@@ -133,7 +133,7 @@ class URL(Weighting):
     def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
         if ctx.rep is None:
             raise ValueError("url needs ctx.rep (the shared feature); the loop keeps it because url.needs == 'rep'")
-        tasks = ctx.model.tasks
+        tasks = ctx.task_names()
         d = self.distances(ctx.rep, ctx.batch[0], tasks)           # [T]
         lams = torch.tensor([self.task_lams[t] for t in tasks], dtype=d.dtype, device=d.device)
         (self.lam * (lams * d).sum()).backward(retain_graph=True)  # encoder + adapters; the base adds the rest
