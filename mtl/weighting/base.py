@@ -21,6 +21,12 @@ class StepContext:
     diagnostics the step calls after the backward and before the optimizer step (see
     :mod:`mtl.diagnostics`); empty unless asked for.
 
+    Data parallelism and mixed precision (:func:`mtl.train.weighted_step` sets them): ``sync`` is the
+    :class:`mtl.distributed.DataParallel` of the run (None: one process); the losses a method gets and
+    ``loss_fn``'s then have the global batch's values and this rank's gradients, ``shard_loss_fn`` gives
+    this rank's own losses (for functional passes). ``loss_scale`` s: the losses' gradients (so J) are
+    s-scaled (fp16); the engine unscales J before aggregating and writes s × the update.
+
     Outside :func:`mtl.train.fit` (another training loop) only ``model`` is required, with ``rep``
     for "rep" mode; a method that calls a ``loss_fn`` or ``next_batch`` left out (FAMO, bilevel
     and three-batch methods) raises an error saying which one to pass.
@@ -36,11 +42,16 @@ class StepContext:
     extras: dict = field(default_factory=dict)
     probes: tuple = ()
     rep_loss_fn: Callable[[tuple], tuple] | None = None
+    sync: object | None = None
+    loss_scale: float = 1.0
+    shard_loss_fn: Callable[[tuple], torch.Tensor] | None = None
 
     def __post_init__(self):
         for name, what in (("loss_fn", "batch -> task losses [T]"), ("next_batch", 'split ("train" | "val") -> batch')):
             if getattr(self, name) is None:
                 setattr(self, name, _not_given(name, what))
+        if self.shard_loss_fn is None:
+            self.shard_loss_fn = self.loss_fn
 
 
 def _not_given(name: str, what: str) -> Callable:
