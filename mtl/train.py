@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from .checks import check_choice, check_count, check_positive
+from . import distributed
 from .data import DataBundle
 from .jacobian import relabel
 from .metrics import relative_improvements
@@ -323,8 +324,6 @@ def steps_per_epoch(n_train: int, config: TrainConfig) -> int:
 
 def _data_parallel(weighting: Weighting, step_rule, device: torch.device, allow_inexact: bool):
     """The run's :class:`mtl.distributed.DataParallel`, after checking that the method and the step rule are exact."""
-    from . import distributed
-
     info = weighting.info
     if not info.ddp_exact and not allow_inexact:
         raise ValueError(f"weighting {info.name!r} is not exact under data parallelism ({info.ddp_note}); "
