@@ -225,7 +225,8 @@ def weighted_step(weighting: Weighting, losses: torch.Tensor, ctx: StepContext, 
     (before the probes), skips a step with inf/NaN gradients and updates s.
     """
     optimizer.zero_grad(set_to_none=True)
-    scale = float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
+    enabled = scaler is not None and scaler.is_enabled()   # scaler.scale(1) is s (and starts the scaler)
+    scale = float(scaler.scale(torch.ones((), device=losses.device))) if enabled else 1.0
     engine = weighting.info.needs != "custom"                  # a method the engine computes unscales J itself
     out = {}
     if ctx.sync is not None:
