@@ -375,6 +375,9 @@ class DenseJacobian:
     def half(self) -> bool:
         return self.J.dtype in HALF
 
+    def finite(self) -> bool:
+        return bool(torch.isfinite(self.J).all())
+
     def to(self, dtype: torch.dtype) -> "DenseJacobian":
         """The same rows in ``dtype``."""
         return DenseJacobian(self.J.to(dtype), self.params, self.unreached)
@@ -425,6 +428,11 @@ class FactoredJacobian:
         self.layers = {id(w): (D, X, w, b) for (_, X, w, b), D in zip(layers, outs[:len(edges)])}
         self.rest = {id(p): g for p, g in zip(rest, outs[len(edges):])}        # [T, *p.shape] or None
         self._bias_of = {id(b): id(w) for _, _, w, b in layers if b is not None}
+
+    def finite(self) -> bool:
+        """Whether every factor is finite (a loss-scaled backward may overflow: the scaler then skips the step)."""
+        ts = [t for D, X, *_ in self.layers.values() for t in (D, X) if t is not None]
+        return all(bool(torch.isfinite(t).all()) for t in ts + [g for g in self.rest.values() if g is not None])
 
     def half(self) -> bool:
         """Whether a factor is in half precision (autocast): the Gramian is then taken in float64."""

@@ -44,10 +44,10 @@ class _Samples(Dataset):
         return self.x[i], {t: y[i] for t, y in self.ys.items()}
 
 
-def bundle(n: int = 32) -> DataBundle:
+def bundle(n: int = 32, gain: float = 1.0) -> DataBundle:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 2, 4, 4, generator=g)
-    y = torch.tanh(x.flatten(1) @ torch.randn(32, T, generator=g))
+    y = gain * torch.tanh(x.flatten(1) @ torch.randn(32, T, generator=g))
     names = [f"t{i}" for i in range(T)]
     cut = [0, n // 2, 3 * n // 4, n]
     parts = [_Samples(x[a:b], {t: y[a:b, i] for i, t in enumerate(names)}) for a, b in zip(cut, cut[1:])]
@@ -148,3 +148,19 @@ def test_half_precision_rows_give_a_float64_gramian():
         losses = torch.stack([(preds[t].squeeze(1).float() - y[t]).pow(2).mean() for t in m.tasks])
     jac = FactoredJacobian(losses, [z])
     assert jac.half() and full_precision(jac).gram().dtype == torch.float64
+
+
+@pytest.mark.parametrize("name,mode", [("mgda", "param"), ("mgda", "rep"), ("moco", "param"), ("graddrop", "rep"),
+                                       ("ew", None), ("autolambda", None)])
+def test_an_overflowing_loss_scale_skips_the_step_and_lowers_the_scale(name, mode):
+    """s = 2¹²⁷ and targets ×100: the scaled rows overflow float32; the engine does not aggregate them (its
+    solvers would see inf) but hands NaN gradients to the scaler, which skips the step and halves s."""
+    torch.set_num_threads(1)
+    data, m, w = bundle(gain=100.0), model(), make(name, mode)
+    batches = iter([b for b in data.loader("train", B)] * 3)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 127)
+    opt = torch.optim.SGD(list(m.parameters()) + list(w.parameters()), lr=1.0)
+    before = [p.detach().clone() for p in m.parameters()]
+    PlainStep().step(m, data, next(batches), w, opt, StepInfo(next_batch=lambda split: next(batches), scaler=scaler))
+    assert all(torch.equal(p, b) for p, b in zip(m.parameters(), before))
+    assert scaler.get_scale() == 2.0 ** 126

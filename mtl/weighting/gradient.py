@@ -55,6 +55,10 @@ ENGINE = {
 ROW_PATHS = ("auto", "batched", "loop")   # how the per-task rows are made (see RowPath)
 
 
+class _Overflow(Exception):
+    """A loss-scaled backward overflowed: no aggregation; NaN gradients make the GradScaler skip the step."""
+
+
 class RowPath:
     """The cost model: how the per-task rows (J, or its factors) are made, chosen once per run.
 
@@ -202,8 +206,13 @@ class GradientWeighting(Weighting):
                             f"engine computes {sorted(ENGINE)} (a 'custom' method implements backward itself)")
         losses = self.transform(losses)                                  # [T]
         self._step_others = None
+        shared = list(ctx.model.shared_parameters())
         try:
-            return getattr(self, step)(losses, list(ctx.model.shared_parameters()), ctx)
+            return getattr(self, step)(losses, shared, ctx)
+        except _Overflow:                                                # fp16: the scaler skips this step
+            for p in shared + self._others(ctx.model, shared):
+                p.grad = torch.full_like(p, float("nan"))
+            return {}
         finally:
             self._step_others = None                                     # no parameter kept between steps
 
@@ -248,7 +257,11 @@ class GradientWeighting(Weighting):
         jac = full_precision(jac)
         if ctx.sync is not None:
             jac = ctx.sync.jacobian(jac)
-        return jac.scaled(1.0 / ctx.loss_scale) if ctx.loss_scale != 1 else jac
+        if ctx.loss_scale == 1:
+            return jac
+        if not jac.finite():
+            raise _Overflow
+        return jac.scaled(1.0 / ctx.loss_scale)
 
     def _dense_rows(self, J: torch.Tensor, ctx: StepContext) -> tuple:
         """(J, the context ``direction`` sees) as :meth:`_prepared` for a formed J; in "rep" mode under data
@@ -263,7 +276,11 @@ class GradientWeighting(Weighting):
             ctx = dataclasses.replace(ctx, rep=zg)
         elif ctx.sync is not None:
             J = ctx.sync.mean(J, "param_rows")                                        # [T, d]
-        return (J / ctx.loss_scale if ctx.loss_scale != 1 else J), ctx
+        if ctx.loss_scale == 1:
+            return J, ctx
+        if not bool(torch.isfinite(J).all()):
+            raise _Overflow
+        return J / ctx.loss_scale, ctx
 
     def _gram_only(self) -> bool:
         """Whether the direction is wᵀJ with w from G alone (the default ``direction`` and ``weights``)."""
@@ -277,6 +294,8 @@ class GradientWeighting(Weighting):
         J = J.double() if J.dtype in HALF else J                                      # [T, numel(rep)]
         R, s = ctx.sync.world, ctx.loss_scale
         G = (ctx.sync.sum(J @ J.T, "rep_gram") / (R * R * s * s)).double().cpu().numpy()
+        if s != 1 and not np.isfinite(G).all():
+            raise _Overflow
         with torch.no_grad():
             w = torch.as_tensor(self.gram_weights((G + G.T) / 2, losses.detach()), dtype=J.dtype, device=J.device)
         if self.loss_weights:
