@@ -192,3 +192,4 @@ def _unreached(jac) -> set:
     out |= {b for b, w in jac._bias_of.items() if w in out}
     out |= {k for k, g in jac.rest.items() if g is None}
     return out
+

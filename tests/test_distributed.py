@@ -188,3 +188,14 @@ def test_a_global_batch_that_does_not_split_evenly_is_an_error():
     assert torch.equal(sync.shard({"x": (x, x)})["x"][1], torch.tensor([3.0, 4.0, 5.0]))
     with pytest.raises(ValueError, match="does not split into 2 equal shards"):
         sync.shard(torch.arange(5.0))
+
+
+def test_the_readme_table_is_the_one_the_registry_renders():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start, end = "<!-- parallel-table -->\n", "\n<!-- /parallel-table -->"
+    assert start in text and end in text, "README lacks the generated table's markers"
+    table = text.split(start, 1)[1].split(end, 1)[0]
+    assert table == W.parallel_table(), "README table is stale: paste mtl.weighting.parallel_table()"
+    assert table.count("\n") == len(W.names()) + 1                       # a row per registered method
