@@ -10,10 +10,11 @@ what crosses the ranks; the loop and the engine call it at fixed points, never p
   an equal shard of the global batch, and a task loss is a batch mean) with the gradient of its own
   shard (:meth:`global_losses`), so a loss weighting's weights and a stateful method's state (DWA,
   FAMO, UW, GradNorm) are identical on every rank; the loop then averages the gradients.
-* **param mode**: the per-task gradient rows J_r [T, d] of the shared parameters are averaged
-  (:meth:`jacobian`, bucketed all-reduce), so every rank holds the global J = mean_r J_r, its
-  Gramian and the combination Σ_t w_t g_t exactly; those parameters are then marked as already
-  global and left out of the gradient average.
+* **param mode**: every rank gets the global per-task rows J = mean_r J_r of the shared parameters
+  (:meth:`jacobian`: a linear layer's factors D, X gathered when smaller than its rows, else its rows
+  and the other parameters' rows averaged by a bucketed all-reduce), hence its Gramian and the
+  combination Σ_t w_t g_t exactly; those parameters are then marked as already global and left out
+  of the gradient average.
 * **rep mode**: the representation rows of a rank are columns of the global J (J = [J_0 ... J_R-1] / R,
   the samples are disjoint), so a Gram-only method needs only G = Σ_r J_r J_rᵀ / R² (a T×T
   all-reduce, :meth:`sum`) and other methods the gathered columns (:meth:`gather_columns`).
@@ -34,7 +35,7 @@ from typing import Sequence
 import torch
 import torch.distributed as dist
 
-from .jacobian import DenseJacobian, relabel
+from .jacobian import DenseJacobian, FactoredJacobian, relabel
 
 BUCKET_BYTES = 1 << 24      # all-reduce buffers of at most 16 MiB (a bounded temporary, few collectives)
 
@@ -150,13 +151,57 @@ class DataParallel:
         rank's shard's (:func:`mtl.jacobian.relabel`)."""
         return relabel(losses, self.mean(losses, "losses"))                   # [T]
 
-    def jacobian(self, jac) -> DenseJacobian:
-        """The global per-task rows of the shared parameters: mean_r J_r [T, d] (``jac`` a
-        :class:`~mtl.jacobian.FactoredJacobian` or :class:`~mtl.jacobian.DenseJacobian` of this rank's
-        shard), as a :class:`~mtl.jacobian.DenseJacobian` that keeps which parameters no loss reaches."""
-        J = jac.dense().contiguous()                                          # [T, d]
-        self.mean_([J], "param_rows")
-        return DenseJacobian(J, params=getattr(jac, "params", None), unreached=_unreached(jac))
+    def jacobian(self, jac):
+        """The global per-task rows of the shared parameters, J = mean_r J_r, from ``jac`` (this rank's
+        shard's :class:`~mtl.jacobian.FactoredJacobian` or :class:`~mtl.jacobian.DenseJacobian`), in the same
+        form. A linear layer's rows are D_tᵀX with D [T, n, out] and X [n, in] per sample, so the global rows
+        are those of the gathered factors (D of every rank, divided by R, and X); each layer sends whichever
+        is smaller — its factors (all-gather, (R−1)·n(T·out + in) numbers received) or its rows (all-reduce,
+        2(R−1)/R·T·out·(in+1)) — and the other parameters send their rows (bucketed all-reduce)."""
+        if isinstance(jac, DenseJacobian):
+            J = jac.J.detach().clone().contiguous()                               # [T, d]
+            self.mean_([J], "param_rows")
+            return DenseJacobian(J, jac.params, jac.unreached)
+        R, layers, rest, bias_of, send = self.world, {}, dict(jac.rest), {}, []
+        for key, (D, X, w, b) in jac.layers.items():
+            if D is None:
+                layers[key] = (None, X, w, b)
+                continue
+            T, n, o = D.shape
+            if (R - 1) * n * (T * o + X.shape[1]) < 2 * (R - 1) / R * T * o * (X.shape[1] + 1):
+                send.append((key, D.contiguous(), X.contiguous(), w, b))         # gathered below
+            else:                                                                # this layer's rows, dense
+                rest[id(w)] = torch.bmm(D.transpose(1, 2), X.expand(T, *X.shape))   # [T, out, in]
+                if b is not None:
+                    rest[id(b)] = D.sum(1)                                       # [T, out]
+        rest = {k: None if g is None else g.clone() for k, g in rest.items()}
+        self.mean_([g for g in rest.values() if g is not None], "param_rows")
+        for (key, D, X, w, b), (Ds, Xs) in zip(send, self._gather([(D, X) for _, D, X, *_ in send])):
+            layers[key] = (torch.cat(Ds, 1) / R, torch.cat(Xs, 0), w, b)         # [T, R·n, out], [R·n, in]
+            if b is not None:
+                bias_of[id(b)] = key
+        out = FactoredJacobian.__new__(FactoredJacobian)
+        out.__dict__.update(jac.__dict__)
+        out.layers, out.rest, out._bias_of = layers, rest, bias_of
+        return out
+
+    def _gather(self, pairs: list) -> list:
+        """All-gather of (D, X) factor pairs in one collective per dtype: per pair (the R ranks' D, their X)."""
+        if not pairs:
+            return []
+        flat = [t for pair in pairs for t in pair]
+        out = [None] * len(flat)
+        for dtype in {t.dtype for t in flat}:
+            idx = [i for i, t in enumerate(flat) if t.dtype == dtype]
+            buf = torch.cat([flat[i].reshape(-1) for i in idx])
+            parts = [torch.empty_like(buf) for _ in range(self.world)]
+            dist.all_gather(parts, buf, group=self.group)
+            self._count("factors", [buf], self.world - 1)
+            sizes = [flat[i].numel() for i in idx]
+            per_rank = [p.split(sizes) for p in parts]
+            for j, i in enumerate(idx):
+                out[i] = [r[j].view_as(flat[i]) for r in per_rank]
+        return [(out[2 * k], out[2 * k + 1]) for k in range(len(pairs))]
 
     def mark_global(self, params: Sequence[torch.Tensor]) -> None:
         """These parameters' ``.grad`` already holds the global update this step (left out of :meth:`reduce_grads`)."""
@@ -182,14 +227,4 @@ class DataParallel:
         return {"world_size": self.world, "steps": self.steps,
                 "bytes_per_step": {k: round(v / steps) for k, v in sorted(self.bytes.items())},
                 "total_bytes_per_step": round(sum(self.bytes.values()) / steps)}
-
-
-def _unreached(jac) -> set:
-    """Ids of the parameters of a Jacobian's factors that no loss reaches (their gradient stays None)."""
-    if isinstance(jac, DenseJacobian):
-        return set(jac.unreached)
-    out = {k for k, (D, *_rest) in jac.layers.items() if D is None}
-    out |= {b for b, w in jac._bias_of.items() if w in out}
-    out |= {k for k, g in jac.rest.items() if g is None}
-    return out
 

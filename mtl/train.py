@@ -17,6 +17,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterator
 
@@ -349,8 +350,9 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
     shard of a global batch of N × ``config.batch_size`` samples, taking exactly the step one process takes
     on the whole batch (:mod:`mtl.distributed`); a method whose registry entry declares
     ``ddp_exact=False`` is refused unless ``allow_inexact``. ``sync_batchnorm``: BatchNorm layers become
-    ``torch.nn.SyncBatchNorm`` (statistics of the global batch; without it each rank normalises by its
-    shard's, and the run is not the one-process run). Every rank evaluates the whole splits.
+    ``torch.nn.SyncBatchNorm`` (statistics of the global batch; CUDA only, as torch's; without it each
+    rank normalises by its shard's, the run is not the one-process run, and a warning says so). Every
+    rank evaluates the whole splits.
     """
     missing = [t for t in model.tasks if t not in {x.name for x in data.tasks}]
     if missing:
@@ -360,6 +362,12 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
     sync = _data_parallel(weighting, step_rule, device, allow_inexact) if distributed else None
     if sync_batchnorm and sync is None:
         raise ValueError("sync_batchnorm=True needs distributed=True (one process has the whole batch's statistics)")
+    if sync_batchnorm and device.type != "cuda":
+        raise ValueError(f"sync_batchnorm=True needs CUDA: torch's SyncBatchNorm does not run on {device.type!r}")
+    if sync is not None and not sync_batchnorm and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                                       for m in model.modules()):
+        warnings.warn("distributed=True with BatchNorm layers normalises each rank by its shard's statistics: the "
+                      "run is not the one-process run (pass sync_batchnorm=True on CUDA)", stacklevel=2)
     if config.amp is not None and not getattr(step_rule, "mixed_precision", False):
         raise ValueError(f"amp={config.amp!r}: step rule {type(step_rule).__name__} does not support mixed "
                          "precision (PlainStep does)")

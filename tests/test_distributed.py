@@ -164,7 +164,8 @@ def test_an_allowed_inexact_method_runs(two_ranks):
 
 def test_communication_is_what_each_family_needs(two_ranks):
     """Bytes per step by kind: a loss weighting sends the losses and the averaged gradients (as DDP);
-    a param-mode Gramian method the per-task rows of the shared parameters instead of their gradient;
+    a param-mode Gramian method the per-task rows of the shared parameters instead of their gradient
+    (a linear layer's factors instead of its rows when they are smaller);
     a rep-mode Gramian method only the T×T Gramian besides the gradients; GradDrop the rows at the representation."""
     m = model()
     d = sum(p.numel() for p in m.shared_parameters())
@@ -173,8 +174,12 @@ def test_communication_is_what_each_family_needs(two_ranks):
     per = {c: two_ranks[c][1]["distributed"]["bytes_per_step"] for c in [("ew", None), ("mgda", "param"),
                                                                          ("mgda", "rep"), ("graddrop", "rep")]}
     assert per[("ew", None)] == {"grads": ring * 8 * n_all, "losses": ring * 8 * T}
+    conv = sum(p.numel() for p in m.encoder.conv.parameters())           # dense rows: averaged
+    fc_in, fc_out = m.encoder.fc.in_features, m.encoder.fc.out_features   # factors D, X: gathered (smaller)
+    assert (WORLD - 1) * B * (T * fc_out + fc_in) < ring * T * fc_out * (fc_in + 1)
     assert per[("mgda", "param")] == {"grads": ring * 8 * (n_all - d), "losses": ring * 8 * T,
-                                      "param_rows": ring * 8 * T * d}
+                                      "param_rows": ring * 8 * T * conv,
+                                      "factors": (WORLD - 1) * 8 * B * (T * fc_out + fc_in)}
     assert per[("mgda", "rep")] == {"grads": ring * 8 * n_all, "losses": ring * 8 * T, "rep_gram": ring * 8 * T * T}
     assert per[("graddrop", "rep")]["rep_rows"] == (WORLD - 1) * 8 * T * B * 6
 
@@ -199,3 +204,8 @@ def test_the_readme_table_is_the_one_the_registry_renders():
     table = text.split(start, 1)[1].split(end, 1)[0]
     assert table == W.parallel_table(), "README table is stale: paste mtl.weighting.parallel_table()"
     assert table.count("\n") == len(W.names()) + 1                       # a row per registered method
+
+
+def test_sync_batchnorm_needs_distributed_training():
+    with pytest.raises(ValueError, match="sync_batchnorm=True needs distributed=True"):
+        fit(model(), bundle(), W.create("ew"), TrainConfig(**CONFIG), sync_batchnorm=True)

@@ -11,7 +11,7 @@ from .base import StepContext
 def cross_gram(ctx: StepContext, inputs: list[torch.Tensor], chunk_size=None) -> torch.Tensor:
     """J₁J₂ᵀ [T, T] for two fresh batches from ``ctx.next_batch("train")`` (never forming J₁, J₂; with
     ``ctx.rep_loss_fn`` separate task heads are crossed once per batch; under data parallelism the global
-    batches' rows mean_r J_r are formed and averaged, see :class:`mtl.distributed.DataParallel`)."""
+    batches' rows mean_r J_r, see :class:`mtl.distributed.DataParallel`)."""
     def losses(batch):
         return ctx.rep_loss_fn(batch) if ctx.rep_loss_fn is not None else (ctx.loss_fn(batch), None)
 
@@ -23,7 +23,7 @@ def cross_gram(ctx: StepContext, inputs: list[torch.Tensor], chunk_size=None) ->
         if ctx.sync is None:
             return fa.gram(fb).detach()                                       # [T, T]
         J1, J2 = ctx.sync.jacobian(fa), ctx.sync.jacobian(fb)                 # the global batches' rows
-        return (J1.J @ J2.J.T).detach()                                       # [T, T]
+        return J1.gram(J2).detach()                                           # [T, T]
 
 
 def cross_product(ctx: StepContext, inputs: list[torch.Tensor], lam: torch.Tensor) -> torch.Tensor:
