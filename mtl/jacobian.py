@@ -278,8 +278,11 @@ def _walk(roots) -> tuple[list, dict]:
     return order, incoming
 
 
-def _leaf(fn, ids: dict, incoming: dict):
-    """The parameter behind an AccumulateGrad node if it is in ``ids`` and used only there."""
+def _leaf(fn, ids: dict, incoming: dict, cast: bool = False):
+    """The parameter behind an AccumulateGrad node if it is in ``ids`` and used only there; with ``cast``
+    (autocast: the layer runs in half precision) also behind autocast's copy of it, used only there."""
+    if cast and type(fn).__name__ == "ToCopyBackward0" and incoming.get(fn, 0) == 1:
+        fn = fn.next_functions[0][0]
     var = getattr(fn, "variable", None)
     return var if var is not None and id(var) in ids and incoming.get(fn, 0) == 1 else None
 
@@ -298,14 +301,15 @@ def _linear_layers(losses: torch.Tensor, params: Sequence[torch.Tensor]) -> list
         t_fn = nf[2][0] if kind == "AddmmBackward0" else nf[1][0]
         if t_fn is None or type(t_fn).__name__ != "TBackward0" or incoming.get(t_fn, 0) != 1:
             continue
-        weight = _leaf(t_fn.next_functions[0][0], ids, incoming)
-        if weight is None:
-            continue
         try:
             X = node._saved_mat1 if kind == "AddmmBackward0" else node._saved_self
         except (AttributeError, RuntimeError):
             continue
-        bias = _leaf(nf[0][0], ids, incoming) if kind == "AddmmBackward0" and nf[0][0] is not None else None
+        cast = X is not None and X.dtype in HALF                             # autocast's copies of W and b
+        weight = _leaf(t_fn.next_functions[0][0], ids, incoming, cast)
+        if weight is None:
+            continue
+        bias = _leaf(nf[0][0], ids, incoming, cast) if kind == "AddmmBackward0" and nf[0][0] is not None else None
         if X is not None and X.dim() == 2:
             found.append((node, X.detach(), weight, bias))
     return found

@@ -137,17 +137,24 @@ def test_fit_trains_under_bf16_and_fp16_and_refuses_a_bad_amp():
         TrainConfig(amp="fp8")
 
 
-def test_half_precision_rows_give_a_float64_gramian():
+def test_half_precision_rows_give_a_float64_gramian_and_linear_layers_stay_factored():
+    """Under autocast a linear layer's weight reaches it through a cast; its rows are still kept as
+    factors (D, X in bf16), and the Gramian is taken in float64, equal to that of autograd's rows."""
     from mtl.jacobian import FactoredJacobian, full_precision
 
     m = model()
     x, y = next(iter(bundle().loader("train", B)))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        z = m.encode(x)
-        preds = m.decode(z)
+        preds = m(x)
         losses = torch.stack([(preds[t].squeeze(1).float() - y[t]).pow(2).mean() for t in m.tasks])
-    jac = FactoredJacobian(losses, [z])
-    assert jac.half() and full_precision(jac).gram().dtype == torch.float64
+    shared = m.shared_parameters()
+    jac = FactoredJacobian(losses, shared)
+    assert id(m.encoder.fc.weight) in jac.layers and jac.half()
+    G = full_precision(jac).gram()
+    rows = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, shared, retain_graph=True)])
+                        for loss in losses]).double()                      # [T, d]
+    assert G.dtype == torch.float64
+    torch.testing.assert_close(G, rows @ rows.T, rtol=2e-2, atol=1e-6)
 
 
 @pytest.mark.parametrize("name,mode", [("mgda", "param"), ("mgda", "rep"), ("moco", "param"), ("graddrop", "rep"),

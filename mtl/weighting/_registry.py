@@ -108,9 +108,9 @@ def _crossing(info) -> str:
         elif info.batches == 3 and info.needs == "custom":
             parts.append("param: J₂ᵀλ [d] and J₁v [T] of the extra batches")
         elif info.batches == 3:
-            parts.append("param: per-task rows T×d of the two extra batches")
+            parts.append("param: per-task rows T×d of the two extra batches (or factors)")
         else:
-            parts.append("param: per-task rows T×d")
+            parts.append("param: per-task rows T×d (a linear layer's factors when smaller)")
     return "; ".join(parts)
 
 
