@@ -90,10 +90,10 @@ def make(name: str, mode: str | None):
     return W.create(name) if mode is None else W.create(name, mode=mode)
 
 
-def train(name: str, mode: str | None, distributed: bool, batch_size: int, **kw):
+def train(name: str, mode: str | None, distributed: bool, batch_size: int, amp: str | None = None, **kw):
     """(final parameters, run info) of one short run."""
     m = model()
-    hist = fit(m, bundle(), make(name, mode), TrainConfig(**{**CONFIG, "batch_size": batch_size}),
+    hist = fit(m, bundle(), make(name, mode), TrainConfig(**{**CONFIG, "batch_size": batch_size, "amp": amp}),
                distributed=distributed, **kw)
     return {k: v.detach().clone() for k, v in m.state_dict().items()}, hist.info
 
@@ -107,8 +107,8 @@ def _worker(rank: int, port: int, out: str) -> None:
             results[(name, mode)] = train(name, mode, True, B)
         for name in INEXACT[:1]:                                   # allowed explicitly, it runs
             results[(name, None)] = train(name, None, True, B, allow_inexact=True)
-        if rank == 0:
-            torch.save(results, out)
+        results[("mgda", "param", "bf16")] = train("mgda", "param", True, B, amp="bf16")
+        torch.save(results, f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
 
@@ -121,14 +121,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
-    """Every case trained once by a 2-rank gloo group (rank 0's results)."""
+    """Every case trained once by a 2-rank gloo group: rank 0's results, and rank 1's under "rank1"."""
     out = str(tmp_path_factory.mktemp("ddp") / "ranks.pt")
     env = {k: os.environ.pop(k) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK") if k in os.environ}
     try:
         mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
     finally:
         os.environ.update(env)
-    return torch.load(out, weights_only=False)
+    results = torch.load(f"{out}.0", weights_only=False)
+    return {**results, "rank1": torch.load(f"{out}.1", weights_only=False)}
 
 
 @pytest.mark.parametrize("name,mode", EXACT, ids=[f"{n}-{m}" for n, m in EXACT])
@@ -209,3 +210,16 @@ def test_the_readme_table_is_the_one_the_registry_renders():
 def test_sync_batchnorm_needs_distributed_training():
     with pytest.raises(ValueError, match="sync_batchnorm=True needs distributed=True"):
         fit(model(), bundle(), W.create("ew"), TrainConfig(**CONFIG), sync_batchnorm=True)
+
+
+def test_every_rank_holds_the_same_model(two_ranks):
+    """Identical parameters on both ranks, bit for bit, for every case: the state of stateful methods, the
+    random draws and the global update are the same everywhere. (The amp="bf16" case runs the autocast
+    path under data parallelism; autocast leaves this float64 model's ops in float64.)"""
+    other = two_ranks["rank1"]
+    assert set(other) == set(two_ranks) - {"rank1"}
+    for case, (params, _) in other.items():
+        for k, v in params.items():
+            assert torch.equal(v, two_ranks[case][0][k]), f"{case} {k} differs between the ranks"
+    params, info = two_ranks[("mgda", "param", "bf16")]
+    assert info["config"]["amp"] == "bf16" and all(torch.isfinite(v).all() for v in params.values())
