@@ -142,7 +142,8 @@ class _BiLevel(Weighting):
         return {"weights": w.detach(), "clip_scale": torch.tensor(scales)}
 
 
-@register("consmtl", label="ConsMTL", needs="custom",
+@register("consmtl", label="ConsMTL", needs="custom", ddp_exact=False,
+          ddp_note="its own backward takes J and the heads' representation gradients of this rank's shard",
           paper="Qin et al., Towards Consistent Multi-Task Learning, CVPR 2025")
 class ConsMTL(_BiLevel):
     """ConsMTL (Qin et al., CVPR 2025; code ``MTLlib`` class ConsMTL): FairGrad(α) upper level on the
@@ -155,7 +156,9 @@ class ConsMTL(_BiLevel):
     """
 
 
-@register("ulo", label="ULO", needs="custom", paper="Qin et al., CVPR 2025, Table 6: ConsMTL's upper level only")
+@register("ulo", label="ULO", needs="custom", ddp_exact=False,
+          ddp_note="its own backward takes J of this rank's shard",
+          paper="Qin et al., CVPR 2025, Table 6: ConsMTL's upper level only")
 class ULO(_BiLevel):
     """ConsMTL's upper level only (Qin et al. 2025 Table 6, "ULO only"): FairGrad(α) with K·wᵀJ clipped to
     ``max_norm``; heads get their plain gradients. Hyper-parameters as :class:`ConsMTL` (λ unused)."""

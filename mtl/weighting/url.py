@@ -66,7 +66,9 @@ def distill_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tens
 
 
 # ----------------------------------------------------------------------------- URL as a weighting wrapper
-@register("url", label="URL", needs="custom", stateful=True, paper="Li, Liu & Bilen, IJCV 2023 (feature distillation)")
+@register("url", label="URL", needs="custom", stateful=True, ddp_exact=False,
+          ddp_note="not verified: the distillation term with frozen teachers is untested across ranks",
+          paper="Li, Liu & Bilen, IJCV 2023 (feature distillation)")
 class URL(Weighting):
     """URL (Li, Liu & Bilen, IJCV 2023, feature distillation): a base weighting plus λ Σ_t λ_t ℓ^f(A_t φ, φ*_t).
 
