@@ -121,7 +121,7 @@ class Restriction:
         if keep.numel() == 0:
             raise ValueError("no task is labelled in this batch: such a step has nothing to train")
         tasks = [t for t, p in zip(ctx.model.tasks, present.tolist()) if p]
-        base_loss, base_rep = ctx.loss_fn, ctx.rep_loss_fn
+        base_loss, base_rep, base_shard = ctx.loss_fn, ctx.rep_loss_fn, ctx.shard_loss_fn
 
         def rep_loss_fn(b):
             L, z = base_rep(b)
@@ -129,6 +129,7 @@ class Restriction:
 
         self.ctx = dataclasses.replace(ctx, tasks=tasks, present=None,
                                        loss_fn=lambda b: base_loss(b)[keep.to(losses.device)],
+                                       shard_loss_fn=lambda b: base_shard(b)[keep.to(losses.device)],
                                        rep_loss_fn=None if base_rep is None else rep_loss_fn)
         self.losses = losses[keep.to(losses.device)]                            # [T']
         self._unset = {k for k, v in vars(weighting).items() if v is None}   # state not made yet
