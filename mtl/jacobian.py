@@ -30,6 +30,8 @@ import torch
 
 from .checks import check_count
 
+HALF = (torch.float16, torch.bfloat16)       # autocast's dtypes: rows in them are taken to float64 before a Gramian
+
 
 def _check_chunk(chunk_size: int | None, n: int) -> int:
     if chunk_size is None:
@@ -276,8 +278,11 @@ def _walk(roots) -> tuple[list, dict]:
     return order, incoming
 
 
-def _leaf(fn, ids: dict, incoming: dict):
-    """The parameter behind an AccumulateGrad node if it is in ``ids`` and used only there."""
+def _leaf(fn, ids: dict, incoming: dict, cast: bool = False):
+    """The parameter behind an AccumulateGrad node if it is in ``ids`` and used only there; with ``cast``
+    (autocast: the layer runs in half precision) also behind autocast's copy of it, used only there."""
+    if cast and type(fn).__name__ == "ToCopyBackward0" and incoming.get(fn, 0) == 1:
+        fn = fn.next_functions[0][0]
     var = getattr(fn, "variable", None)
     return var if var is not None and id(var) in ids and incoming.get(fn, 0) == 1 else None
 
@@ -296,14 +301,15 @@ def _linear_layers(losses: torch.Tensor, params: Sequence[torch.Tensor]) -> list
         t_fn = nf[2][0] if kind == "AddmmBackward0" else nf[1][0]
         if t_fn is None or type(t_fn).__name__ != "TBackward0" or incoming.get(t_fn, 0) != 1:
             continue
-        weight = _leaf(t_fn.next_functions[0][0], ids, incoming)
-        if weight is None:
-            continue
         try:
             X = node._saved_mat1 if kind == "AddmmBackward0" else node._saved_self
         except (AttributeError, RuntimeError):
             continue
-        bias = _leaf(nf[0][0], ids, incoming) if kind == "AddmmBackward0" and nf[0][0] is not None else None
+        cast = X is not None and X.dtype in HALF                             # autocast's copies of W and b
+        weight = _leaf(t_fn.next_functions[0][0], ids, incoming, cast)
+        if weight is None:
+            continue
+        bias = _leaf(nf[0][0], ids, incoming, cast) if kind == "AddmmBackward0" and nf[0][0] is not None else None
         if X is not None and X.dim() == 2:
             found.append((node, X.detach(), weight, bias))
     return found
@@ -326,12 +332,16 @@ def _layer_cross_gram(Da: torch.Tensor, Xa: torch.Tensor, Db: torch.Tensor, Xb: 
 class DenseJacobian:
     """A formed Jacobian J [T, d] behind the interface of :class:`FactoredJacobian` (rep mode, ``aggregate``)."""
 
-    def __init__(self, J: torch.Tensor):
+    def __init__(self, J: torch.Tensor, params: Sequence[torch.Tensor] | None = None, unreached=()):
         if J.dim() != 2:
             raise ValueError(f"J must be a matrix [T, d], got shape {tuple(J.shape)}")
         self.J = J
         self.T, self.d = J.shape
         self.dtype, self.device = J.dtype, J.device
+        self.params = None if params is None else list(params)     # the columns' parameters (for combined_grads)
+        self.unreached = set(unreached)                            # ids of parameters no loss reaches
+        if self.params is not None and sum(p.numel() for p in self.params) != self.d:
+            raise ValueError(f"J has {self.d} columns, the parameters {sum(p.numel() for p in self.params)} entries")
 
     def dense(self) -> torch.Tensor:
         return self.J                                                         # [T, d]
@@ -352,6 +362,33 @@ class DenseJacobian:
         if beta == 0:
             return torch.mul(self.J, scale, out=out)
         return out.mul_(beta).add_(self.J * scale)
+
+    def combined_grads(self, w: torch.Tensor, *, release: bool = False):
+        """Σ_t w_t g_t per parameter of ``params`` (as :meth:`FactoredJacobian.combined_grads`; None for a
+        parameter no loss reaches); ``release`` drops J once done."""
+        if self.params is None:
+            raise ValueError("combined_grads needs the parameters of J's columns: DenseJacobian(J, params=...)")
+        flat = self.combine(w)                                                # [d]
+        if release:
+            self.J = None
+        off = 0
+        for p in self.params:
+            yield None if id(p) in self.unreached else flat[off:off + p.numel()].view_as(p).clone()
+            off += p.numel()
+
+    def half(self) -> bool:
+        return self.J.dtype in HALF
+
+    def finite(self) -> bool:
+        return bool(torch.isfinite(self.J).all())
+
+    def to(self, dtype: torch.dtype) -> "DenseJacobian":
+        """The same rows in ``dtype``."""
+        return DenseJacobian(self.J.to(dtype), self.params, self.unreached)
+
+    def scaled(self, s: float) -> "DenseJacobian":
+        """J · s (unscaling a loss-scaled Jacobian)."""
+        return self if s == 1 else DenseJacobian(self.J * s, self.params, self.unreached)
 
     def blocks(self, max_cols: int = 1 << 16):
         """(offset, J[:, offset:offset + k]) for consecutive column blocks of at most ``max_cols``."""
@@ -395,6 +432,32 @@ class FactoredJacobian:
         self.layers = {id(w): (D, X, w, b) for (_, X, w, b), D in zip(layers, outs[:len(edges)])}
         self.rest = {id(p): g for p, g in zip(rest, outs[len(edges):])}        # [T, *p.shape] or None
         self._bias_of = {id(b): id(w) for _, _, w, b in layers if b is not None}
+
+    def finite(self) -> bool:
+        """Whether every factor is finite (a loss-scaled backward may overflow: the scaler then skips the step)."""
+        ts = [t for D, X, *_ in self.layers.values() for t in (D, X) if t is not None]
+        return all(bool(torch.isfinite(t).all()) for t in ts + [g for g in self.rest.values() if g is not None])
+
+    def half(self) -> bool:
+        """Whether a factor is in half precision (autocast): the Gramian is then taken in float64."""
+        ts = [t for D, X, *_ in self.layers.values() for t in (D, X) if t is not None]
+        return any(t.dtype in HALF for t in ts + [g for g in self.rest.values() if g is not None])
+
+    def to(self, dtype: torch.dtype) -> "FactoredJacobian":
+        """In place: every factor in ``dtype``; returns self."""
+        self.layers = {k: (None if D is None else D.to(dtype), X.to(dtype), w, b)
+                       for k, (D, X, w, b) in self.layers.items()}
+        self.rest = {k: None if g is None else g.to(dtype) for k, g in self.rest.items()}
+        self.dtype = dtype
+        return self
+
+    def scaled(self, s: float) -> "FactoredJacobian":
+        """In place: J ← s·J (the output-gradient factors and dense rows times s; unscaling a loss-scaled
+        Jacobian, exact for a power of two); returns self."""
+        if s != 1:
+            self.layers = {k: (None if D is None else D * s, X, w, b) for k, (D, X, w, b) in self.layers.items()}
+            self.rest = {k: None if g is None else g * s for k, g in self.rest.items()}
+        return self
 
     def digest(self) -> str:
         """A hash of every factor's bytes: two factored Jacobians with the same digest are bit-identical
@@ -574,6 +637,11 @@ def _as_rows(scale, T: int, like: torch.Tensor) -> torch.Tensor:
     return s.view(T, 1)
 
 
+def full_precision(jac):
+    """``jac`` (a :class:`FactoredJacobian` or :class:`DenseJacobian`) in float64 if a factor is in half precision."""
+    return jac.to(torch.float64) if jac.half() else jac
+
+
 def block_gramian(groups: Sequence[torch.Tensor], params: Sequence[torch.Tensor], *,
                   chunk_size: int | None = None) -> torch.Tensor:
     """The Gram matrix [ΣT_i, ΣT_i] of the stacked Jacobians of several loss vectors, each with its own
@@ -618,3 +686,29 @@ def representation_grads(losses: torch.Tensor, z: torch.Tensor, layout: str, cre
     if layout != "shared":
         raise ValueError(f"rep layout must be 'shared' or 'per_task', got {layout!r}")
     return [torch.autograd.grad(L, z, create_graph=create_graph, retain_graph=True)[0] for L in losses]
+
+
+class _Relabel(torch.autograd.Function):
+    """Forward: ``value``; backward: the gradient times ``scale`` into ``losses`` (see :func:`relabel`)."""
+
+    generate_vmap_rule = True                       # the engine's batched backward passes cross it
+
+    @staticmethod
+    def forward(losses, value, scale):
+        return value.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.scale = inputs[2]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad if ctx.scale == 1 else grad * ctx.scale), None, None
+
+
+def relabel(losses: torch.Tensor, value: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
+    """Losses [T] whose value is ``value`` (default their own) and whose gradient is ``scale`` × theirs:
+    the global batch's losses with this rank's gradients (data parallelism), or a loss scale (fp16) that
+    leaves every value a method reads unchanged. Exact: no arithmetic on the values."""
+    value = losses.detach() if value is None else value.detach()
+    return _Relabel.apply(losses, value, float(scale))

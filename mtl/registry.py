@@ -63,13 +63,18 @@ class MethodInfo(Info):
     (the method writes its own ``backward``: bilevel, three-batch, wrappers). ``modes``: the
     gradient modes the paper defines ("param", "rep"; empty for non-gradient methods).
     ``batches``: mini-batches drawn per step. ``stateful``: whether state carries across steps
-    (``reset`` forgets it).
+    (``reset`` forgets it). ``ddp_exact``: whether data-parallel training (:mod:`mtl.distributed`)
+    takes exactly the step one process takes on the whole batch (tested for every method that
+    declares it); ``ddp_note`` says why not, and ``fit(distributed=True)`` refuses such a method
+    unless ``allow_inexact=True``.
     """
 
     needs: str = "custom"
     modes: tuple[str, ...] = ()
     batches: int = 1
     stateful: bool = False
+    ddp_exact: bool = True
+    ddp_note: str = ""
 
     def __post_init__(self):
         super().__post_init__()
@@ -78,6 +83,8 @@ class MethodInfo(Info):
             raise ValueError(f"{self.name!r}: needs must be one of {NEEDS}, got {self.needs!r}")
         if not set(self.modes) <= set(MODES):
             raise ValueError(f"{self.name!r}: modes must be drawn from {MODES}, got {self.modes!r}")
+        if not self.ddp_exact and not self.ddp_note:
+            raise ValueError(f"{self.name!r}: ddp_exact=False needs a ddp_note saying why")
         if not (isinstance(self.batches, int) and self.batches >= 1):
             raise ValueError(f"{self.name!r}: batches must be an integer ≥ 1, got {self.batches!r}")
 

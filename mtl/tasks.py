@@ -2,6 +2,18 @@
 
 ``Task.metrics`` maps every reported metric to ``higher_is_better``; ``Task.primary`` names the
 metrics that enter Δm in Guo et al.'s tables (one per task: mIoU, RMSE, mean angle, odsF, ...).
+
+**Partial labels.** A batch's targets may hold, under the reserved key :data:`LABELED`, a per-sample
+mask ``{task: bool [B]}`` (a task left out of it is labelled for every sample): sample i has no
+label for task t where ``targets[LABELED][t][i]`` is false. :func:`task_losses` then averages each
+loss over the labelled samples only (and, inside them, the task's valid pixels); a task with no
+labelled sample gets a loss of 0 with a zero gradient, and :func:`present` says which tasks the
+batch labels (the training loop hands it to the weighting, see :mod:`mtl.weighting.base`).
+Without the key, or with an all-true mask, everything is computed exactly as before.
+
+**Multi-input tasks.** When each task has its own input domain (Office-31, Office-Home), a batch's
+inputs are a :class:`TaskInputs`, one input batch per task; ``MultiTaskModel.encode`` runs the
+shared encoder on each and each head reads its own task's features (see :mod:`mtl.models.base`).
 """
 from __future__ import annotations
 
@@ -116,6 +128,56 @@ def evaluate_meters(tasks: list[Task]) -> dict[str, object]:
     return {t.name: t.make_meter() for t in tasks}
 
 
+class TaskInputs(dict):
+    """{task: x_t [B_t, ...]}: one input batch per task (multi-input data, :class:`mtl.data.MultiInputBundle`);
+    the targets of such a batch are {task: y_t [B_t, ...]} as usual."""
+
+    def to(self, device) -> "TaskInputs":
+        return TaskInputs({t: x.to(device) for t, x in self.items()})
+
+
+LABELED = "_labeled"       # reserved target key: {task: bool [B]}, which samples carry a label of the task
+
+
+def labeled(targets: dict, task: str) -> torch.Tensor | None:
+    """bool [B]: which samples of the batch are labelled for ``task``; None when all are (no mask given)."""
+    masks = targets.get(LABELED) if isinstance(targets, dict) else None
+    if not masks or task not in masks:
+        return None
+    m = torch.as_tensor(masks[task]).reshape(-1).bool()
+    return None if bool(m.all()) else m
+
+
+def select(x, mask: torch.Tensor):
+    """The samples of ``x`` (a tensor [B, ...], or a dict / tuple of them) where ``mask`` [B] is true."""
+    if isinstance(x, dict):
+        return {k: select(v, mask) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(select(v, mask) for v in x)
+    return x[mask.to(x.device)]
+
+
+def masked_loss(task: Task, pred, target, mask: torch.Tensor | None) -> torch.Tensor:
+    """``task.loss`` over the labelled samples (``mask`` [B]; None: all): their mean, inside them the
+    task's own mean over valid pixels; 0 with a zero gradient (the graph kept) when none is labelled."""
+    if mask is None:
+        return task.loss(pred, target)
+    if not bool(mask.any()):
+        return sum(p.sum() for p in (pred.values() if isinstance(pred, dict) else [pred])) * 0.0
+    return task.loss(select(pred, mask), select(target, mask))
+
+
+def present(model, targets: dict) -> torch.Tensor | None:
+    """bool [T] over ``model.tasks``: which tasks have at least one labelled sample in the batch; None
+    when the batch has no mask or labels every task of every sample (the usual, full case)."""
+    masks = targets.get(LABELED) if isinstance(targets, dict) else None
+    if not masks:
+        return None
+    p = torch.tensor([bool(torch.as_tensor(masks[t]).any()) if t in masks else True for t in model.tasks])
+    return None if bool(p.all()) else p
+
+
 def task_losses(model, data, preds: dict, targets: dict) -> torch.Tensor:
-    """[T] losses of ``model.tasks``, in that order, each by its task's loss in ``data`` (a DataBundle)."""
-    return torch.stack([data.task(t).loss(preds[t], targets[t]) for t in model.tasks])
+    """[T] losses of ``model.tasks``, in that order, each by its task's loss in ``data`` (a DataBundle);
+    with a :data:`LABELED` mask in ``targets`` each is averaged over its labelled samples only."""
+    return torch.stack([masked_loss(data.task(t), preds[t], targets[t], labeled(targets, t)) for t in model.tasks])

@@ -11,12 +11,14 @@ the step's time with the planned epochs and steps (``info["dry_run"]``, and one 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterator
 
 import numpy as np
@@ -24,17 +26,21 @@ import torch
 from tqdm import tqdm
 
 from .checks import check_choice, check_count, check_positive
-from .data import DataBundle
+from . import distributed
+from .data import DataBundle, MultiInputBundle
+from .jacobian import relabel
 from .metrics import relative_improvements
 from .models import MultiTaskModel
-from .tasks import task_losses
+from .tasks import labeled, present, select, task_losses
 from .weighting import StepContext, Weighting
+from .weighting._present import restricted
 from .weighting.gradient import ROW_PATHS as ENGINE_PATHS
 
 PROTOCOLS = ("last", "best_val", "mean_last_k")
 DIVERGENCE_RATIO = 1e4     # a task's epoch-mean training loss above this × its first epoch's: diverged
 DIVERGENCE_ABSOLUTE = 1e12  # ... or above this value at any epoch
 DRY_RUN, DRY_RUN_LOG = "MTL_DRY_RUN", "MTL_DRY_RUN_LOG"   # environment variables of the dry mode
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}   # TrainConfig.amp -> autocast dtype
 
 
 def dry_run() -> bool:
@@ -70,6 +76,8 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # exactly this many steps per epoch, cycling the reshuffled training set
                                         # (a fixed step budget whatever the data size); None: one pass
     engine: str = "auto"                # how gradient methods make per-task rows: auto | batched | loop (speed only)
+    amp: str | None = None              # mixed precision: None | "bf16" | "fp16" (autocast forward; fp16 adds a
+                                        # GradScaler; per-task rows unscaled, Gramians in float64)
 
     def __post_init__(self):
         """Every field checked here, so a wrong value fails now with its name, not deep inside torch."""
@@ -87,6 +95,8 @@ class TrainConfig:
         check_positive("lr_gamma", self.lr_gamma, strict=True)
         check_positive("weight_decay", self.weight_decay, allow_zero=True, strict=True)
         check_choice("engine", self.engine, ENGINE_PATHS)
+        if self.amp is not None:
+            check_choice("amp", self.amp, (None, *AMP_DTYPES))
         if not isinstance(self.device, str):
             raise ValueError(f"device must be a string (auto | cpu | cuda | cuda:N), got {self.device!r}")
         if not isinstance(self.progress, bool):
@@ -109,8 +119,8 @@ def seed_everything(seed: int) -> None:
 
 
 def to_device(obj, device: torch.device):
-    if isinstance(obj, dict):
-        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, dict):                              # a TaskInputs stays one
+        return type(obj)((k, to_device(v, device)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_device(v, device) for v in obj)
     return obj.to(device) if hasattr(obj, "to") else obj
@@ -144,59 +154,124 @@ class StepInfo:
 
     ``next_batch(split)`` draws another batch of a split (bilevel methods ask for "val", three-batch
     methods for "train"); ``probes`` are diagnostics called after the backward, before the optimizer step.
+    ``sync``: the run's :class:`mtl.distributed.DataParallel` (None: one process); ``amp`` the autocast
+    dtype name (None: off) on ``device_type``, ``scaler`` fp16's ``torch.amp.GradScaler``.
     """
 
     epoch: int = 0
     step: int = 0
     next_batch: Callable[[str], tuple] | None = None
     probes: tuple = ()
+    sync: object | None = None
+    amp: str | None = None
+    device_type: str = "cpu"
+    scaler: object | None = None
+
+    def autocast(self):
+        """The forward passes' context: autocast to ``amp``'s dtype, or nothing."""
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=AMP_DTYPES[self.amp])
 
 
 class PlainStep:
-    """One forward pass, the weighting's backward, one optimiser step."""
+    """One forward pass, the weighting's backward, one optimiser step. Supports data parallelism (each
+    forward on this rank's shard) and mixed precision (forward passes under autocast)."""
+
+    data_parallel = mixed_precision = True
 
     def step(self, model: MultiTaskModel, data: DataBundle, batch, weighting: Weighting, optimizer,
              info: StepInfo) -> dict:
         x, y = batch
-        z = model.encode(x)
+        with info.autocast():
+            z = model.encode(x)
+            losses = task_losses(model, data, model.decode(z), y)
         rep = z if weighting.needs == "rep" else None
-        losses = task_losses(model, data, model.decode(z), y)
         check_finite(losses, model.tasks, info.epoch, info.step)
 
         def rep_loss_fn(b):
             bx, by = b
-            zb = model.encode(bx)
-            return task_losses(model, data, model.decode(zb), by), zb
+            with info.autocast():
+                zb = model.encode(bx)
+                return task_losses(model, data, model.decode(zb), by), zb
 
-        ctx = StepContext(model=model, batch=batch, rep=rep, loss_fn=lambda b: rep_loss_fn(b)[0],
+        def shard_loss_fn(b):
+            return rep_loss_fn(b)[0]
+
+        loss_fn = shard_loss_fn if info.sync is None else (lambda b: info.sync.global_losses(shard_loss_fn(b)))
+        ctx = StepContext(model=model, batch=batch, rep=rep, loss_fn=loss_fn, shard_loss_fn=shard_loss_fn,
                           rep_loss_fn=rep_loss_fn, epoch=info.epoch, step=info.step, next_batch=info.next_batch,
-                          probes=info.probes)
-        return {"losses": losses.detach(), **weighted_step(weighting, losses, ctx, optimizer)}
+                          probes=info.probes, present=present(model, y), sync=info.sync)
+        if ctx.present is not None and ctx.sync is not None:
+            raise ValueError("partial labels (a batch with a task mask) are not supported with distributed=True: "
+                             "each rank would see only its shard's mask; train them on one process")
+        if ctx.present is not None and not bool(ctx.present.any()):   # no label of any task: nothing to train
+            return {"losses": losses.detach(), "present": ctx.present}
+        out = {"losses": losses.detach(), **weighted_step(weighting, losses, ctx, optimizer, info.scaler)}
+        return out if ctx.present is None else {**out, "present": ctx.present}
 
 
-def weighted_step(weighting: Weighting, losses: torch.Tensor, ctx: StepContext, optimizer) -> dict:
+def weighted_step(weighting: Weighting, losses: torch.Tensor, ctx: StepContext, optimizer, scaler=None) -> dict:
     """One optimisation step of ``weighting`` on the task ``losses`` [T]: zero the gradients, the
     model's regularisation term (if any), the weighting's backward, the probes of ``ctx``, the
     optimiser step, the weighting's ``after_step``. Returns the weighting's logs (``weights`` [T]
     when defined; ``probes`` when a probe recorded).
+
+    With ``ctx.present`` set (a batch that lacks some tasks' labels) the backward and ``after_step``
+    run on the present tasks alone (:func:`mtl.weighting._present.restricted`): absent tasks get no
+    gradient, no state update and weight 0 in the logs.
 
     The loop's own step (:class:`PlainStep`), and how to use a weighting inside another training
     loop (a PyTorch Lightning ``training_step`` with manual optimisation, say): build
     ``StepContext(model, batch, rep=z)`` from the forward (``z = model.encode(x)``: keep it for
     "rep" mode), add ``loss_fn=`` / ``next_batch=`` for methods that need them, call this, and call
     ``weighting.end_epoch(epoch, mean_losses)`` at the end of each epoch.
+
+    Data parallelism (``ctx.sync``, :mod:`mtl.distributed`): the weighting gets the global batch's
+    losses (returned as ``losses``) with this rank's gradients, the engine makes what must be global
+    global, and the other gradients are averaged over ranks before the probes and the step.
+    Loss scaling (``scaler``, fp16's ``torch.amp.GradScaler``, scale s): an engine method's losses carry
+    s-scaled gradients (``ctx.loss_scale``; the engine unscales J, so every value a method reads is
+    unscaled) and its own parameters, whose gradients come from loss values only, are scaled after;
+    a custom backward runs unscaled and all its gradients are scaled after. The scaler then unscales
+    (before the probes), skips a step with inf/NaN gradients and updates s.
     """
     optimizer.zero_grad(set_to_none=True)
+    enabled = scaler is not None and scaler.is_enabled()   # scaler.scale(1) is s (and starts the scaler)
+    scale = float(scaler.scale(torch.ones((), device=losses.device))) if enabled else 1.0
+    engine = weighting.info.needs != "custom"                  # a method the engine computes unscales J itself
+    out = {}
+    if ctx.sync is not None:
+        losses = ctx.sync.global_losses(losses)                 # [T] the global batch's values
+        out["losses"] = losses.detach()
+    k = scale if engine else 1.0
+    if k != 1:
+        losses, ctx.loss_scale = relabel(losses, scale=k), k
     reg = ctx.model.regularization() if hasattr(ctx.model, "regularization") else None
     if reg is not None:
-        reg.backward(retain_graph=True)
-    logs = weighting.backward(losses, ctx)
-    records = [r for r in (probe(ctx, logs) for probe in ctx.probes) if r]   # diagnostics, before the step
-    if records:
-        logs["probes"] = records
-    optimizer.step()
-    weighting.after_step(ctx)
-    return logs
+        (reg * k if k != 1 else reg).backward(retain_graph=True)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    with restricted(weighting, losses, ctx) as r:          # every task present: r.losses, r.ctx are these
+        logs = r.full_logs(weighting.backward(r.losses, r.ctx))
+        if scale != 1:
+            for p in (weighting.parameters() if engine else params):
+                if p.grad is not None:
+                    p.grad.mul_(scale)
+        if ctx.sync is not None:
+            ctx.sync.reduce_grads(params)
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        records = [rec for rec in (probe(ctx, logs) for probe in ctx.probes) if rec]   # diagnostics, before the step
+        if records:
+            logs["probes"] = records
+        with r.full_parameters(optimizer):
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+        weighting.after_step(r.ctx)
+    return {**logs, **out}
 
 
 @dataclass
@@ -220,7 +295,13 @@ def evaluate(model: MultiTaskModel, data: DataBundle, split: str, batch_size: in
         x, y = to_device(x, device), to_device(y, device)
         preds = model(x)
         for t in model.tasks:
-            meters[t].update(preds[t], y[t])
+            if t not in y:                                 # multi-input: this task's split is exhausted
+                continue
+            mask = labeled(y, t)                           # partial labels: unlabelled samples are skipped
+            if mask is None:
+                meters[t].update(preds[t], y[t])
+            elif bool(mask.any()):
+                meters[t].update(select(preds[t], mask), select(y[t], mask))
     model.train()
     return {t: m.compute() for t, m in meters.items()}
 
@@ -230,7 +311,7 @@ def batches(data: DataBundle, split: str, batch_size: int, seed: int, device) ->
     k = 0
     while True:
         for b in data.loader(split, batch_size, shuffle=True, seed=seed + 7919 * k,
-                             drop_last=len(data.split(split)) > batch_size):
+                             drop_last=data.n_samples(split) > batch_size):
             yield to_device(b, device)
         k += 1
 
@@ -262,8 +343,32 @@ def steps_per_epoch(n_train: int, config: TrainConfig) -> int:
     return min(steps, config.max_steps_per_epoch) if config.max_steps_per_epoch else steps
 
 
+def check_multi_input(model, data: DataBundle) -> None:
+    """Multi-input data (:class:`mtl.data.MultiInputBundle`) needs a model whose encoder is shared as a
+    whole (``MultiTaskModel``'s own encode/decode, e.g. "hps"): an architecture with its own
+    per-task routing reads one common input."""
+    if not isinstance(data, MultiInputBundle):
+        return
+    if type(model).encode is not MultiTaskModel.encode or type(model).decode is not MultiTaskModel.decode:
+        raise ValueError(f"dataset {data.name!r} has one input domain per task (multi-input); architecture "
+                         f"{type(model).__name__} routes one common input through its own encode/decode. Use "
+                         "'hps' (a shared encoder with one head per task), which runs the encoder on each task's input")
+
+
+def _data_parallel(weighting: Weighting, step_rule, device: torch.device, allow_inexact: bool):
+    """The run's :class:`mtl.distributed.DataParallel`, after checking that the method and the step rule are exact."""
+    info = weighting.info
+    if not info.ddp_exact and not allow_inexact:
+        raise ValueError(f"weighting {info.name!r} is not exact under data parallelism ({info.ddp_note}); "
+                         "pass allow_inexact=True to train it so anyway, or train on one process")
+    if not getattr(step_rule, "data_parallel", False):
+        raise ValueError(f"step rule {type(step_rule).__name__} does not support distributed=True (PlainStep does)")
+    return distributed.init(device)
+
+
 def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: TrainConfig,
-        step_rule=None, probes=()) -> History:
+        step_rule=None, probes=(), *, distributed: bool = False, allow_inexact: bool = False,
+        sync_batchnorm: bool = False) -> History:
     """Train ``model`` on ``data`` with ``weighting``; evaluates val and test after every epoch.
 
     ``probes`` (e.g. :class:`mtl.diagnostics.GradientProbe`) are called inside each step after the
@@ -271,27 +376,57 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
     A non-finite loss raises ``FloatingPointError`` at its step; an exploding epoch-mean training
     loss (see :func:`check_divergence`) raises :class:`DivergedError` at the end of its epoch, so a
     diverged run is never recorded as finished.
+
+    ``distributed=True`` (under ``torchrun --nproc-per-node N``): one run on N processes, each on its
+    shard of a global batch of N × ``config.batch_size`` samples, taking exactly the step one process takes
+    on the whole batch (:mod:`mtl.distributed`); a method whose registry entry declares
+    ``ddp_exact=False`` is refused unless ``allow_inexact``. ``sync_batchnorm``: BatchNorm layers become
+    ``torch.nn.SyncBatchNorm`` (statistics of the global batch; CUDA only, as torch's; without it each
+    rank normalises by its shard's, the run is not the one-process run, and a warning says so). Every
+    rank evaluates the whole splits.
     """
     missing = [t for t in model.tasks if t not in {x.name for x in data.tasks}]
     if missing:
         raise ValueError(f"model tasks {missing} are not tasks of dataset {data.name!r}")
+    check_multi_input(model, data)
+    step_rule = step_rule or PlainStep()
     device = resolve_device(config.device)
+    sync = _data_parallel(weighting, step_rule, device, allow_inexact) if distributed else None
+    if sync_batchnorm and sync is None:
+        raise ValueError("sync_batchnorm=True needs distributed=True (one process has the whole batch's statistics)")
+    if sync_batchnorm and device.type != "cuda":
+        raise ValueError(f"sync_batchnorm=True needs CUDA: torch's SyncBatchNorm does not run on {device.type!r}")
+    if sync is not None and not sync_batchnorm and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                                       for m in model.modules()):
+        warnings.warn("distributed=True with BatchNorm layers normalises each rank by its shard's statistics: the "
+                      "run is not the one-process run (pass sync_batchnorm=True on CUDA)", stacklevel=2)
+    if config.amp is not None and not getattr(step_rule, "mixed_precision", False):
+        raise ValueError(f"amp={config.amp!r}: step rule {type(step_rule).__name__} does not support mixed "
+                         "precision (PlainStep does)")
+    if sync is not None and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     seed_everything(config.seed)
+    if sync_batchnorm:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device).train()
+    if sync is not None:
+        sync.broadcast_module(model)                       # the same start on every rank
     weighting.reset()
     weighting.configure(engine=config.engine)
-    step_rule = step_rule or PlainStep()
     params = list(model.parameters()) + list(weighting.parameters())
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma) if config.lr_step else None
+    scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
+    world = 1 if sync is None else sync.world
     streams = {}
 
     def next_batch(split: str):
-        if split not in streams:
-            streams[split] = batches(data, split, config.batch_size, config.seed + 1 + len(streams), device)
-        return next(streams[split])
+        if split not in streams:                           # the global batch's stream; each rank takes its shard
+            streams[split] = batches(data, split, config.batch_size * world, config.seed + 1 + len(streams), device)
+        return next(streams[split]) if sync is None else sync.shard(next(streams[split]))
 
-    steps = steps_per_epoch(len(data.train), config)
+    steps = steps_per_epoch(data.n_samples("train"),        # steps of the global batch
+                            config if world == 1 else replace(config, batch_size=config.batch_size * world))
     dry = dry_run()
     planned = {"epochs": config.epochs, "steps_per_epoch": steps}
     epochs, steps, eval_batches = (1, 1, 1) if dry else (config.epochs, steps, None)
@@ -307,12 +442,15 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
         if hasattr(model, "start_epoch"):
             model.start_epoch(epoch, epochs)
         sums, weights, probe_records = torch.zeros(len(model.tasks)), [], []
+        counts = torch.zeros(len(model.tasks))             # steps whose batch labels each task
         for s in range(steps):
             logs = step_rule.step(model, data, next_batch("train"), weighting, optimizer,
                                   StepInfo(epoch=epoch, step=epoch * steps + s, next_batch=next_batch,
-                                           probes=tuple(probes)))
+                                           probes=tuple(probes), sync=sync, amp=config.amp,
+                                           device_type=device.type, scaler=scaler))
             probe_records += logs.get("probes", [])
             sums += logs["losses"].cpu()
+            counts += 1 if logs.get("present") is None else logs["present"].float().cpu()
             if "weights" in logs:
                 weights.append(logs["weights"].float().cpu())
             bar.update(1)
@@ -320,7 +458,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             step_s = time.perf_counter() - t0
-        mean_losses = sums / steps
+        mean_losses = sums / steps if bool((counts == steps).all()) else sums / counts.clamp_min(1)
         first_losses = mean_losses if first_losses is None else first_losses
         check_divergence(mean_losses, first_losses, model.tasks, epoch)
         weighting.end_epoch(epoch, mean_losses)
@@ -338,6 +476,8 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
     hist.info["train_time"] = time.perf_counter() - start
     if weighting.engine_info():                           # the path the cost model chose (speed only)
         hist.info["engine"] = weighting.engine_info()
+    if sync is not None:                                  # world size and bytes sent per step
+        hist.info["distributed"] = sync.report()
     hist.final = select_final(hist.epochs, config.eval_protocol, config.eval_k, model.tasks, data)
     if dry:
         est = step_s * planned["epochs"] * planned["steps_per_epoch"]

@@ -11,6 +11,11 @@
   ``info["meta"]["train"]``): ``scenes`` / ``scans`` given as a fraction (float, e.g. 0.5, 0.25)
   or a count (int, e.g. 12 scans per scene, 1 scene).
 
+* Missing labels (partial labels, issue 19): ``missing={task: fraction}`` removes the labels of that
+  fraction of the samples of each listed task (exactly ``round(fraction × n)`` per split, a seeded
+  choice): the batch then carries the mask ``targets[mtl.tasks.LABELED]`` and the removed targets
+  are overwritten (NaN for float targets, -1 for integer ones), so that nothing can learn from them.
+
 Only targets change, never images. The noise of a sample depends only on ``(seed, split, index
 in the uncorrupted split, task)``, so it is the same every epoch and under any subsampling; the
 test split is never corrupted.
@@ -26,7 +31,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
 from ..checks import check_count
-from ._registry import DataBundle
+from ..tasks import LABELED
+from ._registry import DataBundle, MultiInputBundle
 
 NOISY_KINDS = ("segmentation", "depth", "normal")
 DEPTH_FLOOR = 1e-6                # a noisy valid depth never becomes 0 (= invalid)
@@ -77,6 +83,48 @@ class NoisyTargets(Dataset):
             g = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
             y[task] = fn(y[task], g)
         return x, y
+
+
+class MissingLabels(Dataset):
+    """``base`` with the labels of some samples removed: ``missing`` maps task -> the sorted indices
+    without a label; every sample gets ``y[LABELED] = {task: bool}`` and a removed target is
+    overwritten (NaN, or -1 for integer targets)."""
+
+    def __init__(self, base: Dataset, missing: dict):
+        self.base, self.missing = base, {t: set(ix) for t, ix in missing.items()}
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        x, y = self.base[i]
+        y, mask = dict(y), {}
+        for task, gone in self.missing.items():
+            mask[task] = torch.tensor(i not in gone)
+            if i in gone:
+                t = torch.as_tensor(y[task])
+                y[task] = torch.full_like(t, float("nan") if t.is_floating_point() else -1)
+        y[LABELED] = {**y.get(LABELED, {}), **mask}
+        return x, y
+
+
+def missing_indices(n: int, fraction: float, seed: int, split_id: int, k: int) -> list[int]:
+    """The ``round(fraction × n)`` samples (sorted indices) of a split that lose task ``k``'s label."""
+    m = int(round(fraction * n))
+    return sorted(np.random.default_rng([seed, 2, split_id, k]).permutation(n)[:m].tolist())
+
+
+def _check_missing(bundle: DataBundle, missing) -> dict:
+    if not isinstance(missing, dict):
+        raise ValueError(f"missing must map task names to fractions in [0, 1), e.g. {{'depth': 0.5}}; got {missing!r}")
+    names = [t.name for t in bundle.tasks]
+    unknown = [t for t in missing if t not in names]
+    if unknown:
+        raise ValueError(f"missing names tasks {unknown} that dataset {bundle.name!r} does not have; tasks: {names}")
+    bad = {t: f for t, f in missing.items() if isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0 <= f < 1}
+    if bad:
+        raise ValueError(f"missing fractions must be numbers in [0, 1) (1 would remove a task), got {bad}")
+    return {t: float(f) for t, f in missing.items()}
 
 
 def _noise_fns(bundle: DataBundle, label_noise: float, noise_classes: int, depth_sigma: float,
@@ -132,8 +180,13 @@ def subsample(rows: list[dict], scenes=None, scans=None, seed: int = 0) -> list[
 
 
 def corrupt(bundle: DataBundle, *, label_noise: float = 0.0, noise_classes: int = 5, depth_sigma: float = 0.0,
-            normal_sigma: float = 0.0, scenes=None, scans=None, seed: int = 0, splits=("train",)) -> DataBundle:
-    """A copy of ``bundle`` with noisy targets on ``splits`` and a scene/scan subsample of train (Guo et al. §V-E)."""
+            normal_sigma: float = 0.0, scenes=None, scans=None, seed: int = 0, splits=("train",),
+            missing=None) -> DataBundle:
+    """A copy of ``bundle`` with noisy targets on ``splits`` and a scene/scan subsample of train (Guo et al. §V-E);
+    ``missing`` ({task: fraction}) removes the labels of that fraction of each split's samples (partial labels)."""
+    if isinstance(bundle, MultiInputBundle):
+        raise ValueError(f"dataset {bundle.name!r} is multi-input (one dataset per task); corrupt() takes a "
+                         "single-input bundle")
     if not 0 <= label_noise <= 1:
         raise ValueError(f"label_noise is a flip rate in [0, 1] (0.5 in Guo et al.), got {label_noise}")
     if depth_sigma < 0 or normal_sigma < 0:
@@ -143,9 +196,14 @@ def corrupt(bundle: DataBundle, *, label_noise: float = 0.0, noise_classes: int 
     if bad:
         raise ValueError(f"splits {bad} cannot be corrupted: only 'train' and 'val' (the test split stays clean)")
     fns = _noise_fns(bundle, label_noise, int(noise_classes), depth_sigma, normal_sigma)
+    gone = _check_missing(bundle, missing) if missing else {}
     parts = {s: bundle.split(s) for s in ("train", "val")}
     if fns:
         parts = {s: NoisyTargets(d, fns, seed, i) if s in splits else d for i, (s, d) in enumerate(parts.items())}
+    if gone:
+        order = [t.name for t in bundle.tasks]
+        parts = {s: MissingLabels(d, {t: missing_indices(len(d), f, seed, i, order.index(t)) for t, f in gone.items()})
+                 if s in splits else d for i, (s, d) in enumerate(parts.items())}
     info = dict(bundle.info)
     if scenes is not None or scans is not None:
         rows = (info.get("meta") or {}).get("train")
@@ -157,4 +215,6 @@ def corrupt(bundle: DataBundle, *, label_noise: float = 0.0, noise_classes: int 
         info["meta"] = {**info["meta"], "train": [rows[i] for i in keep]}
     info["corruption"] = dict(label_noise=label_noise, noise_classes=noise_classes, depth_sigma=depth_sigma,
                               normal_sigma=normal_sigma, scenes=scenes, scans=scans, seed=seed, splits=list(splits))
+    if gone:
+        info["corruption"]["missing"] = gone
     return replace(bundle, train=parts["train"], val=parts["val"], info=info)

@@ -4,6 +4,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..tasks import TaskInputs
+
+
+def encode_per_task(encoder: nn.Module, x: TaskInputs) -> torch.Tensor:
+    """cat_t encoder(x_t) [Σ_t B_t, ...]: one forward per task input (batch-norm statistics stay per
+    domain, as LibMTL's multi-input trainer), one tensor for the engine ("rep" mode, separate heads);
+    ``task_slices`` {task: (start, stop)} marks each task's rows."""
+    parts = {t: encoder(xt) for t, xt in x.items()}
+    z = torch.cat(list(parts.values()))                      # [Σ_t B_t, ...]
+    stops = torch.tensor([len(p) for p in parts.values()]).cumsum(0).tolist()
+    z.task_slices = {t: (b - len(p), b) for (t, p), b in zip(parts.items(), stops)}
+    return z
+
 
 class MultiTaskModel(nn.Module):
     """``forward(x) -> {task: prediction}`` split as ``decode(encode(x))``.
@@ -31,9 +44,17 @@ class MultiTaskModel(nn.Module):
         return list(self.heads.keys())
 
     def encode(self, x) -> torch.Tensor:
+        """The shared representation; for multi-input batches (``x`` a :class:`mtl.tasks.TaskInputs`)
+        the encoder runs on each task's input and the features are concatenated along the batch,
+        [Σ_t B_t, ...], with ``z.task_slices`` telling :meth:`decode` which rows are whose."""
+        if isinstance(x, TaskInputs):
+            return encode_per_task(self.encoder, x)
         return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        slices = getattr(z, "task_slices", None)
+        if slices is not None:                                # multi-input: each head reads its own rows
+            return {t: self.heads[t](z[a:b]) for t, (a, b) in slices.items()}
         return {t: head(z) for t, head in self.heads.items()}
 
     def forward(self, x) -> dict[str, torch.Tensor]:

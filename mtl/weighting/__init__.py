@@ -17,7 +17,7 @@ dependency ``mtl-imbalance[solvers]``; missing → ImportError at construction).
 """
 from __future__ import annotations
 
-from ._registry import WEIGHTINGS, aggregate, create, info, label, names, register  # noqa: F401
+from ._registry import WEIGHTINGS, aggregate, create, info, label, names, parallel_table, register  # noqa: F401
 from .base import LossWeighting, StepContext, Weighting  # noqa: E402
 from .gradient import GradientWeighting  # noqa: E402
 from . import ew, ls  # noqa: E402,F401  (registration)
@@ -28,5 +28,6 @@ from . import (gradnorm, mgda, imtl, alignedmtl, graddrop, pcgrad, gradvac, cagr
                trimmedmean)
 from . import consmtl, url  # noqa: E402,F401  (ConsMTL/ULO bilevel heads; URL wraps a base weighting)
 
-__all__ = ["names", "info", "label", "create", "aggregate", "register", "WEIGHTINGS", "MethodInfo", "Weighting",
+__all__ = ["names", "info", "label", "create", "aggregate", "register", "parallel_table",
+           "WEIGHTINGS", "MethodInfo", "Weighting",
            "LossWeighting", "GradientWeighting", "StepContext"]

@@ -11,6 +11,8 @@ from torch import nn
 from ..checks import check_count, check_positive
 from .base import StepContext, Weighting
 
+DDP_NOTE = "the virtual step and the hypergradient use this rank's gradients (not all-reduced)"
+
 
 class _LossOf(nn.Module):
     """Wraps the model so ``functional_call`` can run the loop's ``loss_fn`` with other parameters."""
@@ -33,7 +35,7 @@ def losses_at(ctx: StepContext, names: list[str], params: list[torch.Tensor], ba
     copied, so batch-norm statistics of the real model are not touched)."""
     subs = {f"model.{n}": p for n, p in zip(names, params)}
     subs.update({f"model.{n}": b.clone() for n, b in ctx.model.named_buffers()})
-    return torch.func.functional_call(_LossOf(ctx.model, ctx.loss_fn), subs, (batch,))
+    return torch.func.functional_call(_LossOf(ctx.model, ctx.shard_loss_fn), subs, (batch,))
 
 
 def virtual_steps(ctx, names, params, losses, lam, lr: float, steps: int, create_graph: bool):

@@ -87,3 +87,46 @@ def aggregate(name: str, jacobian, losses=None, **hparams):
             raise ValueError(f"{what} has non-finite values (NaN or inf) in task rows {rows}; "
                              "every entry must be finite")
     return create(name, **hparams).aggregate(J, losses)
+
+
+# ------------------------------------------------ the data-parallel / mixed-precision table (README)
+AMP_NOTES = {"losses": "✓ loss-scaled backward", "engine": "✓ loss-scaled rows, unscaled before aggregation",
+             "custom": "✓ unscaled backward, gradients scaled after"}
+
+
+def _crossing(info) -> str:
+    """What crosses the ranks for one method and mode, from its declaration (see the module docstring)."""
+    if not info.ddp_exact:
+        return "refused: " + info.ddp_note
+    if info.needs == "losses" or (info.needs == "custom" and not info.modes):
+        return "losses [T] + averaged gradients"
+    parts = []
+    for mode in info.modes:
+        if mode == "rep":
+            parts.append("rep: Gramian T×T" if info.needs == "gramian" else
+                         "rep: gathered rows at the representation")
+        elif info.batches == 3 and info.needs == "custom":
+            parts.append("param: J₂ᵀλ [d] and J₁v [T] of the extra batches")
+        elif info.batches == 3:
+            parts.append("param: per-task rows T×d of the two extra batches (or factors)")
+        else:
+            parts.append("param: per-task rows T×d (a linear layer's factors when smaller)")
+    return "; ".join(parts)
+
+
+def parallel_table() -> str:
+    """The README's table of every registered method × (DDP exact, what crosses the ranks, AMP), rendered
+    from the registry's declarations (``needs``, ``modes``, ``batches``, ``ddp_exact``, ``ddp_note``;
+    see :mod:`mtl.distributed` and ``TrainConfig.amp``).
+
+    >>> parallel_table().splitlines()[0]
+    '| method | needs | modes | DDP exact | what crosses the ranks per step | AMP (bf16, fp16) |'
+    """
+    rows = ["| method | needs | modes | DDP exact | what crosses the ranks per step | AMP (bf16, fp16) |",
+            "|---|---|---|---|---|---|"]
+    for name in WEIGHTINGS.names():
+        info = WEIGHTINGS.info(name)
+        amp = AMP_NOTES.get(info.needs, AMP_NOTES["engine"])
+        rows.append(f"| {info.label} (`{name}`) | {info.needs} | {', '.join(info.modes) or '–'} | "
+                    f"{'✓' if info.ddp_exact else '✗'} | {_crossing(info)} | {amp} |")
+    return "\n".join(rows)

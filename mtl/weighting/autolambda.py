@@ -5,12 +5,13 @@ import torch
 
 from ..checks import check_positive
 from ._registry import register
-from ._bilevel import BilevelWeighting, losses_at, trainable, virtual_steps
+from ._bilevel import DDP_NOTE, BilevelWeighting, losses_at, trainable, virtual_steps
 from .base import StepContext
 
 
 @register("autolambda", label="Auto-Lambda", aliases=("Auto-λ",), paper="Liu et al. 2022, https://arxiv.org/abs/2202.03091",
-          needs="custom", batches=2, stateful=True)
+          needs="custom", batches=2, stateful=True,
+          ddp_exact=False, ddp_note=DDP_NOTE)
 class AutoLambda(BilevelWeighting):
     """Auto-λ, Liu et al. 2022 Eq. 3–4 (https://arxiv.org/abs/2202.03091), all tasks primary.
 

@@ -21,6 +21,17 @@ class StepContext:
     diagnostics the step calls after the backward and before the optimizer step (see
     :mod:`mtl.diagnostics`); empty unless asked for.
 
+    ``present`` (bool [T] over ``model.tasks``, or None: all) marks the tasks the batch labels (partial
+    labels, see :mod:`mtl.tasks`); the loop then runs the step on those tasks alone
+    (:mod:`mtl.weighting._present`), so a method never sees it set: it sees ``tasks``, the names of
+    the losses it gets (``task_names()``), instead.
+
+    Data parallelism and mixed precision (:func:`mtl.train.weighted_step` sets them): ``sync`` is the
+    :class:`mtl.distributed.DataParallel` of the run (None: one process); the losses a method gets and
+    ``loss_fn``'s then have the global batch's values and this rank's gradients, ``shard_loss_fn`` gives
+    this rank's own losses (for functional passes). ``loss_scale`` s: the losses' gradients (so J) are
+    s-scaled (fp16); the engine unscales J before aggregating and writes s × the update.
+
     Outside :func:`mtl.train.fit` (another training loop) only ``model`` is required, with ``rep``
     for "rep" mode; a method that calls a ``loss_fn`` or ``next_batch`` left out (FAMO, bilevel
     and three-batch methods) raises an error saying which one to pass.
@@ -36,11 +47,23 @@ class StepContext:
     extras: dict = field(default_factory=dict)
     probes: tuple = ()
     rep_loss_fn: Callable[[tuple], tuple] | None = None
+    present: torch.Tensor | None = None
+    tasks: list[str] | None = None
+    sync: object | None = None
+    loss_scale: float = 1.0
+    shard_loss_fn: Callable[[tuple], torch.Tensor] | None = None
+
+    def task_names(self) -> list[str]:
+        """The tasks the step's losses are of, in order: ``model.tasks``, or the present ones of a
+        partial batch (inside :func:`mtl.weighting._present.restricted`)."""
+        return list(self.model.tasks) if self.tasks is None else list(self.tasks)
 
     def __post_init__(self):
         for name, what in (("loss_fn", "batch -> task losses [T]"), ("next_batch", 'split ("train" | "val") -> batch')):
             if getattr(self, name) is None:
                 setattr(self, name, _not_given(name, what))
+        if self.shard_loss_fn is None:
+            self.shard_loss_fn = self.loss_fn
 
 
 def _not_given(name: str, what: str) -> Callable:

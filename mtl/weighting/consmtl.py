@@ -102,9 +102,11 @@ class _BiLevel(Weighting):
             return [float(x) for x in r]
         return [float(r)] * T
 
-    def split(self, model) -> tuple[list, list[list], list]:
-        """(upper parameters, head parameters per task, others); heads are ``model.heads[t]``."""
-        heads = [[p for p in model.heads[t].parameters() if p.requires_grad] for t in model.tasks]
+    def split(self, model, tasks=None) -> tuple[list, list[list], list]:
+        """(upper parameters, head parameters per task of ``tasks`` (default ``model.tasks``), others);
+        heads are ``model.heads[t]``."""
+        tasks = model.tasks if tasks is None else tasks
+        heads = [[p for p in model.heads[t].parameters() if p.requires_grad] for t in tasks]
         in_heads = {id(p) for h in heads for p in h}
         upper_ids = {id(p) for p in (model.parameters() if self.upper == "non_head" else model.shared_parameters())}
         upper = [p for p in model.parameters() if p.requires_grad and id(p) in upper_ids and id(p) not in in_heads]
@@ -121,7 +123,7 @@ class _BiLevel(Weighting):
 
     def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
         model = ctx.model
-        upper, heads, others = self.split(model)
+        upper, heads, others = self.split(model, ctx.task_names())
         J = jacobian(losses, upper, chunk_size=self.chunk_size, retain_graph=True)      # [T, d]
         with torch.no_grad():
             w = self.task_weights(J, losses)                                             # [T]
@@ -140,7 +142,8 @@ class _BiLevel(Weighting):
         return {"weights": w.detach(), "clip_scale": torch.tensor(scales)}
 
 
-@register("consmtl", label="ConsMTL", needs="custom",
+@register("consmtl", label="ConsMTL", needs="custom", ddp_exact=False,
+          ddp_note="its own backward takes J and the heads' representation gradients of this rank's shard",
           paper="Qin et al., Towards Consistent Multi-Task Learning, CVPR 2025")
 class ConsMTL(_BiLevel):
     """ConsMTL (Qin et al., CVPR 2025; code ``MTLlib`` class ConsMTL): FairGrad(α) upper level on the
@@ -153,7 +156,9 @@ class ConsMTL(_BiLevel):
     """
 
 
-@register("ulo", label="ULO", needs="custom", paper="Qin et al., CVPR 2025, Table 6: ConsMTL's upper level only")
+@register("ulo", label="ULO", needs="custom", ddp_exact=False,
+          ddp_note="its own backward takes J of this rank's shard",
+          paper="Qin et al., CVPR 2025, Table 6: ConsMTL's upper level only")
 class ULO(_BiLevel):
     """ConsMTL's upper level only (Qin et al. 2025 Table 6, "ULO only"): FairGrad(α) with K·wᵀJ clipped to
     ``max_norm``; heads get their plain gradients. Hyper-parameters as :class:`ConsMTL` (λ unused)."""

@@ -7,7 +7,7 @@ import torch
 from ..checks import check_positive
 from ._registry import register
 from ..jacobian import block_gramian, write_grads
-from ._bilevel import BilevelWeighting, losses_at, trainable, virtual_steps
+from ._bilevel import DDP_NOTE, BilevelWeighting, losses_at, trainable, virtual_steps
 from ._linalg import normalized, psd_root, require
 from .base import StepContext
 
@@ -41,7 +41,8 @@ class _ForumQP:
 
 
 @register("forum", label="FORUM", paper="Ye et al. 2024, https://arxiv.org/abs/2307.05958", needs="custom", batches=2,
-          stateful=True)
+          stateful=True,
+          ddp_exact=False, ddp_note=DDP_NOTE)
 class FORUM(BilevelWeighting):
     """FORUM, Ye et al. 2024 Alg. 1 (https://arxiv.org/abs/2307.05958), LibMTL's bilevel defaults.
 

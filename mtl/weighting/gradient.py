@@ -29,14 +29,15 @@ relative to that (e.g. MGDA's convex combination, CAGrad's 1/(1+c²) rescaling, 
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 import torch
 
 from ..checks import check_choice, check_count
-from ..jacobian import (DenseJacobian, FactoredJacobian, digest, gramian, head_split, jacobian, split_parameters,
-                        write_grads)
+from ..jacobian import (HALF, DenseJacobian, FactoredJacobian, digest, full_precision, head_split, jacobian,
+                        split_parameters, write_grads)
 from ..registry import MODES, MethodInfo
 from ._linalg import gram
 from .base import StepContext, Weighting
@@ -52,6 +53,10 @@ ENGINE = {
 }
 
 ROW_PATHS = ("auto", "batched", "loop")   # how the per-task rows are made (see RowPath)
+
+
+class _Overflow(Exception):
+    """A loss-scaled backward overflowed: no aggregation; NaN gradients make the GradScaler skip the step."""
 
 
 class RowPath:
@@ -178,8 +183,10 @@ class GradientWeighting(Weighting):
         return losses
 
     def step_gram(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        """The Gram matrix a Gram-only method uses in "param" mode: JJᵀ of this batch, without J."""
-        return gramian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, rep=ctx.rep)   # [T, T]
+        """The Gram matrix a Gram-only method uses in "param" mode: JJᵀ of this batch, without J (the
+        global batch's under data parallelism, see :meth:`_prepared`)."""
+        jac = FactoredJacobian(losses, self.jacobian_inputs(ctx.model), chunk_size=self.chunk_size, rep=ctx.rep)
+        return self._prepared(jac, ctx).gram()                                                  # [T, T]
 
     def jacobian_inputs(self, model: torch.nn.Module) -> list[torch.Tensor]:
         """Parameters J is taken w.r.t. in "param" mode (all shared ones; AvgNorm: the last layer)."""
@@ -199,8 +206,13 @@ class GradientWeighting(Weighting):
                             f"engine computes {sorted(ENGINE)} (a 'custom' method implements backward itself)")
         losses = self.transform(losses)                                  # [T]
         self._step_others = None
+        shared = list(ctx.model.shared_parameters())
         try:
-            return getattr(self, step)(losses, list(ctx.model.shared_parameters()), ctx)
+            return getattr(self, step)(losses, shared, ctx)
+        except _Overflow:                                                # fp16: the scaler skips this step
+            for p in shared + self._others(ctx.model, shared):
+                p.grad = torch.full_like(p, float("nan"))
+            return {}
         finally:
             self._step_others = None                                     # no parameter kept between steps
 
@@ -235,7 +247,62 @@ class GradientWeighting(Weighting):
         rep = ctx.rep if Dz is not None else None
         jac = self._row_path().make(lambda loop: FactoredJacobian(losses, inputs, chunk_size=self.chunk_size, rep=rep,
                                                                   loop=loop, rep_rows=Dz), _rows_digest)
-        return jac, heads
+        return self._prepared(jac, ctx), heads
+
+    @staticmethod
+    def _prepared(jac, ctx: StepContext):
+        """The per-task rows a method aggregates: in float64 when autocast made them in half precision,
+        the global batch's under data parallelism (``ctx.sync``: mean_r J_r, one bucketed all-reduce),
+        divided by the loss scale. Unchanged (the same object) in single-process float32 training."""
+        jac = full_precision(jac)
+        if ctx.sync is not None:
+            jac = ctx.sync.jacobian(jac)
+        if ctx.loss_scale == 1:
+            return jac
+        if not jac.finite():
+            raise _Overflow
+        return jac.scaled(1.0 / ctx.loss_scale)
+
+    def _dense_rows(self, J: torch.Tensor, ctx: StepContext) -> tuple:
+        """(J, the context ``direction`` sees) as :meth:`_prepared` for a formed J; in "rep" mode under data
+        parallelism J's columns are the ranks' samples (J = [J_0 … J_R−1] / R) and the context's ``rep``
+        the gathered global representation."""
+        if J.dtype in HALF:
+            J = J.double()
+        if ctx.sync is not None and self.mode == "rep":
+            R, z = ctx.sync.world, ctx.rep.detach()
+            J = ctx.sync.gather_columns(J) / R                                        # [T, R·numel(rep)]
+            zg = ctx.sync.gather_columns(z.reshape(1, -1), "rep").view(R * z.shape[0], *z.shape[1:])
+            ctx = dataclasses.replace(ctx, rep=zg)
+        elif ctx.sync is not None:
+            J = ctx.sync.mean(J, "param_rows")                                        # [T, d]
+        if ctx.loss_scale == 1:
+            return J, ctx
+        if not bool(torch.isfinite(J).all()):
+            raise _Overflow
+        return J / ctx.loss_scale, ctx
+
+    def _gram_only(self) -> bool:
+        """Whether the direction is wᵀJ with w from G alone (the default ``direction`` and ``weights``)."""
+        return (self.info.needs == "gramian" and type(self).direction is GradientWeighting.direction
+                and type(self).weights is GradientWeighting.weights)
+
+    def _backward_rep_gram(self, J: torch.Tensor, losses: torch.Tensor, shared: list, ctx: StepContext,
+                           heads: list | None) -> dict:
+        """"rep" mode of a Gram-only method under data parallelism: the ranks' columns are disjoint, so the
+        global G = Σ_r J_r J_rᵀ / R² is one T×T all-reduce; every rank then pushes its own columns of wᵀJ."""
+        J = J.double() if J.dtype in HALF else J                                      # [T, numel(rep)]
+        R, s = ctx.sync.world, ctx.loss_scale
+        G = (ctx.sync.sum(J @ J.T, "rep_gram") / (R * R * s * s)).double().cpu().numpy()
+        if s != 1 and not np.isfinite(G).all():
+            raise _Overflow
+        with torch.no_grad():
+            w = torch.as_tensor(self.gram_weights((G + G.T) / 2, losses.detach()), dtype=J.dtype, device=J.device)
+        if self.loss_weights:
+            (w.detach().to(losses.dtype) * losses).sum().backward()
+        else:
+            self._apply((w @ J) / s, losses, shared, ctx, heads)   # R × this rank's columns of wᵀJ_global
+        return {"weights": w.detach()}
 
     def _backward_jacobian(self, losses: torch.Tensor, shared: list, ctx: StepContext) -> dict:
         """J w.r.t. the representation ("rep") or the shared parameters, then ``direction``."""
@@ -250,11 +317,16 @@ class GradientWeighting(Weighting):
         rep = ctx.rep if Dz is not None or self.mode == "rep" else None
         J = self._row_path().make(lambda loop: jacobian(losses, inputs, chunk_size=self.chunk_size, retain_graph=True,
                                                         rep=rep, loop=loop, rep_rows=Dz), _rows_digest)
+        if self.mode == "rep" and ctx.sync is not None and self._gram_only():
+            return self._backward_rep_gram(J, losses, shared, ctx, heads)
+        J, seen = self._dense_rows(J, ctx)
         with torch.no_grad():
-            d, w = self.direction(J, losses.detach(), ctx)               # [D], [T] | None
+            d, w = self.direction(J, losses.detach(), seen)              # [D], [T] | None
         if self.loss_weights:
             (w.detach().to(losses.dtype) * losses).sum().backward()
         else:
+            if self.mode == "rep" and ctx.sync is not None:              # R × this rank's columns of d
+                d = ctx.sync.own_columns(d, ctx.rep.numel()) * ctx.sync.world
             self._apply(d, losses, shared, ctx, heads)
         return {} if w is None else {"weights": w.detach()}
 
@@ -291,7 +363,10 @@ class GradientWeighting(Weighting):
         copy); with ``loss_weights`` the rest of the network gets ∇ Σ_t w_t L_t, else ∇ Σ_t L_t
         (``heads``, when the heads' backward already made it)."""
         w = w.detach().to(losses.dtype)                                               # [T]
-        write_grads(shared, jac.combined_grads(w, release=True), owned=True)
+        s = ctx.loss_scale
+        write_grads(shared, jac.combined_grads(w * s if s != 1 else w, release=True), owned=True)
+        if ctx.sync is not None:
+            ctx.sync.mark_global(shared)                                              # from the global rows
         self._apply_others(losses, shared, ctx, retain_graph=False, w=w if self.loss_weights else None, grads=heads)
         return {"weights": w}
 
@@ -329,9 +404,13 @@ class GradientWeighting(Weighting):
                heads: list | None = None) -> None:
         """Shared ``.grad`` += d (through the encoder in rep mode); the rest gets ∇ Σ_t L_t."""
         self._apply_others(losses, shared, ctx, retain_graph=True, grads=heads)
+        if ctx.loss_scale != 1:
+            d = d * ctx.loss_scale                                       # the .grad convention: s × the update
         if self.mode == "rep":
             dz = d.view_as(ctx.rep).to(ctx.rep.dtype)
             grads = torch.autograd.grad(ctx.rep, shared, grad_outputs=dz, allow_unused=True)
             write_grads(shared, grads, owned=True, keep=(d, dz))
         else:
             write_grads(shared, d)
+            if ctx.sync is not None:
+                ctx.sync.mark_global(shared)                             # d is the global update

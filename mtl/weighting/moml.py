@@ -4,13 +4,14 @@ from __future__ import annotations
 import torch
 
 from ._registry import register
-from ._bilevel import BilevelWeighting, losses_at, trainable, virtual_steps
+from ._bilevel import DDP_NOTE, BilevelWeighting, losses_at, trainable, virtual_steps
 from ._linalg import min_norm_weights
 from .base import StepContext
 
 
 @register("moml", label="MOML", paper="Ye et al. 2021, https://arxiv.org/abs/2102.07121", needs="custom", batches=2,
-          stateful=True)
+          stateful=True,
+          ddp_exact=False, ddp_note=DDP_NOTE)
 class MOML(BilevelWeighting):
     """MOML, Ye et al. 2021 Alg. 1 (https://arxiv.org/abs/2102.07121), LibMTL's defaults.
 

@@ -66,7 +66,9 @@ def distill_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tens
 
 
 # ----------------------------------------------------------------------------- URL as a weighting wrapper
-@register("url", label="URL", needs="custom", stateful=True, paper="Li, Liu & Bilen, IJCV 2023 (feature distillation)")
+@register("url", label="URL", needs="custom", stateful=True, ddp_exact=False,
+          ddp_note="not verified: the distillation term with frozen teachers is untested across ranks",
+          paper="Li, Liu & Bilen, IJCV 2023 (feature distillation)")
 class URL(Weighting):
     """URL (Li, Liu & Bilen, IJCV 2023, feature distillation): a base weighting plus λ Σ_t λ_t ℓ^f(A_t φ, φ*_t).
 
@@ -133,7 +135,7 @@ class URL(Weighting):
     def backward(self, losses: torch.Tensor, ctx: StepContext) -> dict:
         if ctx.rep is None:
             raise ValueError("url needs ctx.rep (the shared feature); the loop keeps it because url.needs == 'rep'")
-        tasks = ctx.model.tasks
+        tasks = ctx.task_names()
         d = self.distances(ctx.rep, ctx.batch[0], tasks)           # [T]
         lams = torch.tensor([self.task_lams[t] for t in tasks], dtype=d.dtype, device=d.device)
         (self.lam * (lams * d).sum()).backward(retain_graph=True)  # encoder + adapters; the base adds the rest
