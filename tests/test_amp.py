@@ -20,38 +20,21 @@ import inspect
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 import mtl.weighting as W
-from mtl import tasks as TK
 from mtl.data import DataBundle
 from mtl.models import MultiTaskModel
 from mtl.train import PlainStep, StepInfo, TrainConfig, fit
+
+from _toy import regression_bundle
 
 T, B = 3, 8
 SENSITIVE = {"krum", "trimmedmean", "graddrop", "pcgrad",    # a discrete choice inside the step (see above)
              "sdmgrad"}                                     # 20 projected SGD steps of lr 10 on the simplex
 
 
-class _Samples(Dataset):
-    def __init__(self, x, ys):
-        self.x, self.ys = x, ys
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], {t: y[i] for t, y in self.ys.items()}
-
-
 def bundle(n: int = 32, gain: float = 1.0) -> DataBundle:
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 2, 4, 4, generator=g)
-    y = gain * torch.tanh(x.flatten(1) @ torch.randn(32, T, generator=g))
-    names = [f"t{i}" for i in range(T)]
-    cut = [0, n // 2, 3 * n // 4, n]
-    parts = [_Samples(x[a:b], {t: y[a:b, i] for i, t in enumerate(names)}) for a, b in zip(cut, cut[1:])]
-    return DataBundle("amp", [TK.regression(t) for t in names], *parts)
+    return regression_bundle("amp", n, T, gain=gain)
 
 
 class _Encoder(nn.Module):

@@ -19,13 +19,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
-from torch.utils.data import Dataset
 
 import mtl.weighting as W
-from mtl import tasks as TK
 from mtl.data import DataBundle
 from mtl.models import MultiTaskModel
 from mtl.train import TrainConfig, fit
+
+from _toy import regression_bundle
 
 T, WORLD, B = 3, 2, 4              # tasks, ranks, samples per rank
 CONFIG = dict(epochs=2, steps_per_epoch=2, batch_size=B, lr=1e-2, weight_decay=1e-3, device="cpu")
@@ -47,26 +47,9 @@ EXACT = [c for c in cases() if W.info(c[0]).ddp_exact]
 INEXACT = [n for n in W.names() if not W.info(n).ddp_exact]
 
 
-class _Samples(Dataset):
-    def __init__(self, x, ys):
-        self.x, self.ys = x, ys
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], {t: y[i] for t, y in self.ys.items()}
-
-
 def bundle(n: int = 32) -> DataBundle:
     """T regression tasks on [2, 4, 4] inputs, float64; 16 train samples (two global batches of 2B)."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 2, 4, 4, generator=g, dtype=torch.float64)
-    y = torch.tanh(x.flatten(1) @ torch.randn(32, T, generator=g, dtype=torch.float64))
-    names = [f"t{i}" for i in range(T)]
-    cut = [0, n // 2, 3 * n // 4, n]
-    parts = [_Samples(x[a:b], {t: y[a:b, i] for i, t in enumerate(names)}) for a, b in zip(cut, cut[1:])]
-    return DataBundle("ddp", [TK.regression(t) for t in names], *parts)
+    return regression_bundle("ddp", n, T, dtype=torch.float64)
 
 
 class _Encoder(nn.Module):
