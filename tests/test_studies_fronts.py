@@ -1,5 +1,6 @@
 """Section "Trade-off fronts" (mtl.studies.fronts): hypervolume table, order correlations and the F1/F2 verdicts."""
 import numpy as np
+import torch
 import pytest
 
 from mtl import stats as ST
@@ -240,3 +241,13 @@ def test_multimnist_fronts_returns_all_three_fronts():
     assert set(out["history"]) == {"end0", "end1", "extra", F.CONTROL, "pamal", "ls0", "ls1"}
     assert all(len(h) == 1 and set(h[0]["val"]) == {"left", "right"} for h in out["history"].values())
     assert np.allclose(out["ls"].points, [(1 / 3, 2 / 3), (2 / 3, 1 / 3)])
+
+
+def test_a_seed_record_names_its_torch_threads_and_time(tmp_path):
+    """The status page reads every record's torch version and thread count (they fix CPU reduction order)."""
+    P = dict(n_train=32, n_val=16, n_test=16, epochs=1, n_grid=3, n_sweep=2, batch_size=16,
+             max_steps_per_epoch=1, device="cpu")
+    rec = F.run_seed(tmp_path, P, seed=0)
+    info = rec["info"]
+    assert info["torch"] == torch.__version__ and info["threads"] == torch.get_num_threads()
+    assert info["train_time"] > 0

@@ -21,12 +21,14 @@ an LS model by its own.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy.stats import spearmanr
 
 from .. import adequacy as A
@@ -155,10 +157,14 @@ def run_seed(out: Path, P: dict, seed: int, progress: bool = False) -> dict:
               "alphas": {"extra": EXTRA_ALPHA, CONTROL: CONTROL_ALPHA}}
 
     def fn():
+        start = time.perf_counter()
         res = multimnist_fronts(seed=seed, device=P.get("device", "auto"), **kw)
         data = load("multimnist", n_train=kw["n_train"], n_val=kw["n_val"], n_test=kw["n_test"], seed=seed)
         metrics = {m: _grid_record(res[m], data) for m in (*METHODS, CONTROL, "extra_val")}
-        return {"metrics": {**metrics, "history": res["history"]}, "info": {"tasks": res["extra"].tasks}}
+        # torch version and thread count fix the reduction order (as every training run records them)
+        info = {"tasks": res["extra"].tasks, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "train_time": time.perf_counter() - start}
+        return {"metrics": {**metrics, "history": res["history"]}, "info": info}
     return run_or_load(Path(out) / "runs", params, fn)
 
 
