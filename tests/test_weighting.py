@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 import mtl.weighting as W
 from mtl import tasks as TK
 from mtl.data import DataBundle
 from mtl.models import MultiTaskModel
 from mtl.train import TrainConfig, fit
+
+from _toy import DictSamples
 
 # Registered names left out of the contracts below, each with the reason (and where it is tested instead).
 EXCLUDED = {
@@ -28,17 +29,6 @@ RANDOM = {"rlw", "graddrop", "pcgrad", "gradvac"}          # not deterministic b
 
 
 # ----------------------------------------------------------------------------- a tiny in-memory problem
-class _Pairs(Dataset):
-    def __init__(self, x, ys):
-        self.x, self.ys = x, ys
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], {t: y[i] for t, y in self.ys.items()}
-
-
 def tiny_bundle(T=3, n=48, d_in=6, seed=0) -> DataBundle:
     """T regression tasks on one input; train/val/test of n/2, n/4, n/4 samples."""
     g = torch.Generator().manual_seed(seed)
@@ -46,7 +36,7 @@ def tiny_bundle(T=3, n=48, d_in=6, seed=0) -> DataBundle:
     y = torch.tanh(x @ torch.randn(d_in, T, generator=g)) + 0.1 * torch.randn(n, T, generator=g)
     names = [f"t{i}" for i in range(T)]
     cut = [0, n // 2, 3 * n // 4, n]
-    parts = [_Pairs(x[a:b], {t: y[a:b, i] for i, t in enumerate(names)}) for a, b in zip(cut, cut[1:])]
+    parts = [DictSamples(x[a:b], {t: y[a:b, i] for i, t in enumerate(names)}) for a, b in zip(cut, cut[1:])]
     return DataBundle("tiny", [TK.regression(t) for t in names], *parts)
 
 
