@@ -7,15 +7,7 @@ from mtl import stats as ST
 from mtl.curves import ExtraStep
 from mtl.studies import ablation as A
 
-DIRS = {"a": {"acc": True}}
-
-
-def _recs(values):
-    return [{"metrics": {"a": {"acc": float(v)}}} for v in values]
-
-
-def _result(methods, seeds=(0, 1, 2), **extra):
-    return {"methods": methods, "base": {"a": {"acc": 1.0}}, "dirs": DIRS, "seeds": list(seeds), **extra}
+from _records import recs as _recs, result as _result
 
 
 def test_table1_reading_uses_each_printed_value_once():

@@ -5,15 +5,7 @@ import pytest
 from mtl.metrics import delta_m
 from mtl.studies import plugplay as S
 
-DIRS = {"a": {"acc": True}}
-
-
-def _recs(values):
-    return [{"metrics": {"a": {"acc": float(v)}}} for v in values]
-
-
-def _result(methods, seeds=(0, 1, 2), **extra):
-    return {"methods": methods, "base": {"a": {"acc": 1.0}}, "dirs": DIRS, "seeds": list(seeds), **extra}
+from _records import recs as _recs, result as _result
 
 
 def test_table2_transcription_recomputes_printed_delta():
