@@ -366,6 +366,12 @@ def _data_parallel(weighting: Weighting, step_rule, device: torch.device, allow_
     return distributed.init(device)
 
 
+def reduction_info() -> dict:
+    """What fixes CPU reduction order, recorded by every run: CPU results are bit-identical for the same
+    seed, torch version and thread count."""
+    return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
 def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: TrainConfig,
         step_rule=None, probes=(), *, distributed: bool = False, allow_inexact: bool = False,
         sync_batchnorm: bool = False) -> History:
@@ -432,8 +438,7 @@ def fit(model: MultiTaskModel, data: DataBundle, weighting: Weighting, config: T
     epochs, steps, eval_batches = (1, 1, 1) if dry else (config.epochs, steps, None)
     hist = History(info={"config": asdict(config), "device": str(device), "tasks": model.tasks,
                          "weighting": repr(weighting), "n_params": sum(p.numel() for p in model.parameters()),
-                         "torch": torch.__version__,            # CPU results are bit-identical for the same seed,
-                         "threads": torch.get_num_threads()})   # torch version and thread count (reduction order)
+                         **reduction_info()})
     bar = tqdm(total=epochs * steps, disable=not config.progress, leave=False, desc="train")
     start = time.perf_counter()
     first_losses = None                                    # [T] epoch 0's mean training losses

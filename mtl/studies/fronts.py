@@ -28,7 +28,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy.stats import spearmanr
 
 from .. import adequacy as A
@@ -44,7 +43,7 @@ from ..fronts import GridEval, evaluate_at, evaluate_grid, front_indicators, hyp
 from ..metrics import mean_se
 from ..models import create_model
 from ..runs import run_or_load
-from ..train import TrainConfig, fit, seed_everything
+from ..train import TrainConfig, fit, reduction_info, seed_everything
 
 
 @dataclass(frozen=True)
@@ -161,9 +160,7 @@ def run_seed(out: Path, P: dict, seed: int, progress: bool = False) -> dict:
         res = multimnist_fronts(seed=seed, device=P.get("device", "auto"), **kw)
         data = load("multimnist", n_train=kw["n_train"], n_val=kw["n_val"], n_test=kw["n_test"], seed=seed)
         metrics = {m: _grid_record(res[m], data) for m in (*METHODS, CONTROL, "extra_val")}
-        # torch version and thread count fix the reduction order (as every training run records them)
-        info = {"tasks": res["extra"].tasks, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                "train_time": time.perf_counter() - start}
+        info = {"tasks": res["extra"].tasks, **reduction_info(), "train_time": time.perf_counter() - start}
         return {"metrics": {**metrics, "history": res["history"]}, "info": info}
     return run_or_load(Path(out) / "runs", params, fn)
 
