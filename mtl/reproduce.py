@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -290,6 +291,22 @@ def non_negative(text: str) -> float:
     return value
 
 
+class terminate_as_interrupt:
+    """While inside, SIGTERM (``kill``, a scheduler's stop; background jobs ignore SIGINT) raises
+    KeyboardInterrupt in the main thread, so it stops the way Ctrl-C does: finished sections are recorded."""
+
+    def _raise(self, signum, frame):
+        raise KeyboardInterrupt
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="mtl-reproduce", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu", choices=PROFILES)
@@ -330,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         return main_dry_run(chosen, args.profile, book, args.timeout, env)
     records, interrupted = [], False
     try:
-        with sweep.environment(env):    # the kernels inherit the executor's settings
+        with terminate_as_interrupt(), sweep.environment(env):    # the kernels inherit the executor's settings
             for s in chosen:
                 print(f"[mtl-reproduce] {s} @ {args.profile} ...", flush=True)
                 rec = execute_section(s, args.profile, runs_root, book, args.timeout)
@@ -371,7 +388,8 @@ def main_dry_run(chosen: list[str], profile: str, book: Path, timeout: int | Non
         print(f"[mtl-reproduce] dry run {r['section']} @ {profile}: {r['status']} in {r['duration_s']} s, "
               f"{r['runs']} runs", flush=True)
     try:
-        records = dry_run(chosen, profile, book, timeout, env, report=report)
+        with terminate_as_interrupt():
+            records = dry_run(chosen, profile, book, timeout, env, report=report)
     except KeyboardInterrupt:
         print("[mtl-reproduce] dry run interrupted", file=sys.stderr, flush=True)
         return 130

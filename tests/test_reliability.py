@@ -334,6 +334,31 @@ def test_reproduce_interrupt_is_one_line_and_130(fake_book, capsys, monkeypatch)
     assert [r["section"] for r in summary] == ["a"]                   # what finished is recorded
 
 
+def test_reproduce_sigterm_stops_like_an_interrupt(fake_book, capsys, monkeypatch):
+    """A background job ignores SIGINT; ``kill`` (SIGTERM) records what finished, returns 130, and the
+    previous SIGTERM handler is back afterwards."""
+    import os
+    import signal
+    import time
+
+    from mtl import reproduce
+
+    def execute(section, profile, runs_root, book, timeout):
+        if section == "b":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)                                             # the handler raises before this ends
+            raise AssertionError("SIGTERM did not stop the section")
+        return {"section": section, "profile": profile, "status": "ok", "duration_s": 1.0,
+                "notebook": str(runs_root / section / profile / f"{section}.ipynb")}
+    monkeypatch.setattr(reproduce, "execute_section", execute)
+    before = signal.getsignal(signal.SIGTERM)
+    assert reproduce.main(["--no-book"]) == 130
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert "interrupted: 1 of 3 sections finished" in capsys.readouterr().err
+    summary = json.loads((fake_book / "runs" / "reproduce-cpu.json").read_text())
+    assert [r["section"] for r in summary] == ["a"]
+
+
 def test_smoke_and_paper_outputs_are_git_ignored():
     paths = ["runs/imbalance/smoke/x.ipynb", "runs/imbalance/paper/r-1/metrics.json", "runs/x/cpu/.locks/a.lock",
              "runs/x/cpu/.corrupt/r-1/metrics.json"]
