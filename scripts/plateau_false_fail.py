@@ -80,7 +80,7 @@ def main() -> None:
         print(f"      {r:.2f}      |        {p:.4f}        |  {1 - (1 - p) ** a.curves:.3f}")
     if rel:
         p = false_fail(rel, a.epochs, a.n)
-        print(f"  as measured    |        {p:.4f}        |  {1 - (1 - p) ** a.curves:.3f}   (noise drawn from {a.runs})")
+        print(f"  as measured    |        {p:.4f}        |  {1 - (1 - p) ** a.curves:.3f}  (noise drawn from {a.runs})")
 
 
 if __name__ == "__main__":
