@@ -259,8 +259,10 @@ def c9_norm_imbalance(res: dict, rules: Mapping) -> dict:
                                        + ("the runs fail the scale gate (see adequacy), and "
                                           if not gate.passed else "")
                                        + f"{why}. Parts 1–2, for the record: {texts}"),
-                             rule=rule, adequacy=gate, scale_needed=(gating.scale_needed(gate, "gradients") or "")
-                             + f"; {why} → a grid of ≥ 12 points with distinct weights per task (issue 16)",
+                             rule=rule, adequacy=gate, scale_needed="; ".join(filter(None, [
+                                 gating.scale_needed(gate, "gradients"),
+                                 f"{why} → a grid (≥ 12 points, issue 16) whose chosen weights tie in fewer than "
+                                 "half of the task pairs: distinct candidates for every task"])),
                              setting=res.get("setting", ""))
         return rec
     return gating.verdict("C9", c.verdict, paper=PAPER_C9, ours=ours, evidence=f"{c.text}. {texts}",
